@@ -1,0 +1,151 @@
+#pragma once
+// Idempotency across processes: run a function once per key, and tell redeliveries apart.
+//
+// Both work on any store with the KVStore semantics (get, cas with set-if-absent, del_if, TTLs),
+// such as baton::ports::KVStore; they are templates so that core does not depend on the ports.
+//
+// once(store, key, fn, options):
+//   - The first caller takes a lease (set-if-absent with lease_ttl) and runs fn. A value is stored
+//     with result_ttl, and every later caller gets that stored value without running fn.
+//   - A caller that finds the lease held waits (polling, up to wait_timeout) for the result, or with
+//     wait = false answers errc::in_progress at once.
+//   - If fn fails, the lease is released and the error returned: the next caller runs fn again.
+//   - If the runner dies, its lease expires after lease_ttl and the next caller runs fn. So fn must
+//     finish well within lease_ttl; a runner that outlives its lease may overlap a second one (the
+//     second store of the result is then refused, and `lease_lost` says so).
+// deduplicate(store, envelope, ttl): Seen::first the first time an envelope id is offered within ttl,
+//   Seen::duplicate afterwards. One atomic set-if-absent: exact under concurrency.
+
+#include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "baton/core/clock.hpp"
+#include "baton/core/envelope.hpp"
+#include "baton/core/keys.hpp"
+#include "baton/core/result.hpp"
+#include "baton/core/uuid.hpp"
+
+namespace baton {
+
+struct OnceOptions {
+  std::chrono::milliseconds result_ttl{86'400'000};  // how long the result is kept and served
+  std::chrono::milliseconds lease_ttl{30'000};       // how long a runner may take before others may
+  bool wait = true;                                  // wait for a running caller, or answer in_progress
+  std::chrono::milliseconds wait_timeout{60'000};    // longest wait; then errc::in_progress
+  std::chrono::milliseconds poll_interval{10};       // how often a waiting caller looks again
+  Clock* clock = &SystemClock::instance();
+  std::stop_token stop;                              // ends a wait with errc::cancelled
+};
+
+template <class T>
+struct OnceOutcome {
+  T value;
+  bool ran_here = false;    // this call ran fn (false: the value was stored by an earlier run)
+  bool lease_lost = false;  // fn ran here, but its lease had expired and the result was not stored
+};
+
+enum class Seen { first, duplicate };
+
+namespace detail {
+
+enum class OnceState { absent, running, done, foreign };
+
+struct OnceRecord {
+  OnceState state = OnceState::absent;
+  boost::json::value result;  // when done
+};
+
+OnceRecord parse_once_record(const std::optional<std::string>& stored);
+std::string running_once_record(std::string_view owner);
+std::string done_once_record(const boost::json::value& result);
+Error once_foreign_error(std::string_view key);
+Error once_in_progress_error(std::string_view key, std::chrono::milliseconds waited);
+
+template <class T>
+Result<T> value_from_record(const boost::json::value& stored, std::string_view key) {
+  try {
+    return boost::json::value_to<T>(stored);
+  } catch (const std::exception& conversion_error) {
+    return Error{errc::decode_failed, "the stored result of once(\"" + std::string(key) +
+                                          "\") does not convert to the caller's type: " + conversion_error.what()};
+  }
+}
+
+}  // namespace detail
+
+template <class Store, class F>
+auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options = {})
+    -> Result<OnceOutcome<typename std::invoke_result_t<F&>::value_type>> {
+  using T = typename std::invoke_result_t<F&>::value_type;
+  static_assert(!std::is_void_v<T>, "once() stores fn's value for later callers: return a value, not void");
+  using Outcome = OnceOutcome<T>;
+  if (key.empty()) return Error{errc::invalid_argument, "once: the key must not be empty"};
+
+  const auto started = options.clock->steady_now();
+  const std::string owner = new_uuid_v7(*options.clock);
+  while (true) {
+    auto stored = store.get(key);
+    if (!stored) return std::move(stored).error();
+    std::optional<std::string> text;
+    if (*stored) text = (*stored)->value;
+    auto record = detail::parse_once_record(text);
+
+    if (record.state == detail::OnceState::done) {
+      auto value = detail::value_from_record<T>(record.result, key);
+      if (!value) return std::move(value).error();
+      return Outcome{std::move(value).value(), false, false};
+    }
+    if (record.state == detail::OnceState::foreign) return detail::once_foreign_error(key);
+
+    if (record.state == detail::OnceState::absent) {
+      auto lease = store.cas(key, 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
+      if (!lease) {
+        if (lease.error() == errc::conflict) continue;  // another caller took it first: look again
+        return std::move(lease).error();
+      }
+      auto result = fn();
+      if (!result) {
+        (void)store.del_if(key, *lease);  // let the next caller try; if this fails the lease expires
+        return std::move(result).error();
+      }
+      auto saved = store.cas(key, *lease, detail::done_once_record(boost::json::value_from(*result)),
+                             options.result_ttl);
+      if (!saved && saved.error() != errc::conflict) return std::move(saved).error();
+      return Outcome{std::move(result).value(), true, !saved};
+    }
+
+    // Running elsewhere.
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(options.clock->steady_now() - started);
+    if (!options.wait || waited >= options.wait_timeout) return detail::once_in_progress_error(key, waited);
+    if (!options.clock->sleep_for(options.poll_interval, options.stop)) {
+      return Error{errc::cancelled, "once(\"" + std::string(key) + "\"): stopped while waiting for another caller"};
+    }
+  }
+}
+
+// once() with only a result TTL, as most callers want.
+template <class Store, class F>
+auto once(Store& store, std::string_view key, F&& fn, std::chrono::milliseconds result_ttl) {
+  OnceOptions options;
+  options.result_ttl = result_ttl;
+  return once(store, key, std::forward<F>(fn), options);
+}
+
+// First-seen or duplicate for an envelope id, remembered for `ttl` under the envelope's tenant.
+template <class Store>
+Result<Seen> deduplicate(Store& store, const EnvelopeMeta& envelope, std::chrono::milliseconds ttl) {
+  auto marked = store.cas(keys::dedup_key(envelope.tenant_id, envelope.id), 0 /* absent */, "1", ttl);
+  if (marked) return Seen::first;
+  if (marked.error() == errc::conflict) return Seen::duplicate;
+  return std::move(marked).error();
+}
+
+}  // namespace baton

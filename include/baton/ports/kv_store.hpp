@@ -1,0 +1,72 @@
+#pragma once
+// KVStore: a shared key-value store with expiry, atomic counters and compare-and-swap on versions.
+//
+// Contract (checked by tests/contract/kv_contract.cpp against every adapter):
+// - Thread-safe: any method may be called from any thread at any time. Calls block until the store
+//   answered (or the adapter's own timeout passed, errc::timeout).
+// - Keys are opaque strings chosen by the caller (core/keys.hpp builds tenant-scoped ones); the
+//   adapter may put its own namespace prefix in front. Values are bytes.
+// - Every stored value has a version: an opaque non-zero number that changes on every successful
+//   write of that key and is never handed out twice for the same key (no ABA after a delete and
+//   re-create). Version 0 means "absent" in `cas`.
+// - Expiry: a key with a TTL disappears once it has passed; reads never return an expired key.
+//   `set`/`cas` without a TTL store without expiry; a write replaces an earlier TTL.
+// - Atomicity: `incr`, `cas` and `del_if` are atomic against every other call on the same key, in
+//   every process that shares the store. Nothing is atomic across keys.
+// - Errors: errc::conflict (version mismatch), errc::wrong_type (incr of a non-integer),
+//   errc::invalid_argument (empty key, negative TTL), errc::unavailable / errc::timeout (store not
+//   reachable; retryable), errc::permission_denied / errc::auth_failed (permanent).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "baton/core/result.hpp"
+#include "baton/ports/health.hpp"
+
+namespace baton::ports {
+
+using Version = std::uint64_t;
+inline constexpr Version absent_version = 0;
+
+// No expiry.
+inline constexpr std::chrono::milliseconds no_ttl{0};
+
+struct VersionedValue {
+  std::string value;
+  Version version = absent_version;
+};
+
+class KVStore {
+ public:
+  virtual ~KVStore() = default;
+
+  // The value and its version, or nullopt when the key is absent or expired.
+  virtual Result<std::optional<VersionedValue>> get(std::string_view key) = 0;
+
+  // Stores unconditionally; returns the new version.
+  virtual Result<Version> set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl = no_ttl) = 0;
+
+  // Removes the key; true when it existed.
+  virtual Result<bool> del(std::string_view key) = 0;
+
+  // Adds `delta` to the integer stored at key (absent counts as 0) and returns the new value.
+  // The TTL, when given, is (re)set on every call. A value that is not a base-10 64-bit integer is
+  // errc::wrong_type; overflow is errc::invalid_argument and leaves the value unchanged.
+  virtual Result<std::int64_t> incr(std::string_view key, std::int64_t delta = 1,
+                                    std::chrono::milliseconds ttl = no_ttl) = 0;
+
+  // Writes `value` only if the key's current version is `expected` (absent_version: only if the key
+  // is absent, i.e. set-if-absent). Returns the new version, or errc::conflict with nothing written.
+  virtual Result<Version> cas(std::string_view key, Version expected, std::string_view value,
+                              std::chrono::milliseconds ttl = no_ttl) = 0;
+
+  // Removes the key only if its version is `expected`; errc::conflict otherwise (also when absent).
+  virtual Result<void> del_if(std::string_view key, Version expected) = 0;
+
+  virtual Health health() = 0;
+};
+
+}  // namespace baton::ports
