@@ -34,6 +34,10 @@ class [[nodiscard]] Result {
   using value_type = T;
   using error_type = E;
 
+  // As std::expected: a default-constructed Result holds a value-initialised T.
+  Result()
+    requires std::is_default_constructible_v<T>
+      : state_(std::in_place_index<0>) {}
   Result(const T& value) : state_(std::in_place_index<0>, value) {}
   Result(T&& value) : state_(std::in_place_index<0>, std::move(value)) {}
   Result(const E& error) : state_(std::in_place_index<1>, error) {}
@@ -69,7 +73,7 @@ class [[nodiscard]] Result {
     return std::get<1>(std::move(state_));
   }
 
-  template <class U>
+  template <class U = T>
   T value_or(U&& fallback) const& {
     return has_value() ? std::get<0>(state_) : static_cast<T>(std::forward<U>(fallback));
   }
