@@ -10,6 +10,7 @@
 
 #include "baton/core/codec.hpp"
 #include "contract.hpp"
+#include "registration.hpp"
 #include "support/recorder.hpp"
 #include "support/unique_id.hpp"
 
@@ -415,12 +416,7 @@ void health_is_ok(BusCase& t) {
   EXPECT_TRUE(health.ok) << health.detail;
 }
 
-struct NamedCase {
-  const char* name;
-  BusCase::Body body;
-};
-
-constexpr NamedCase bus_cases[] = {
+constexpr detail::NamedCase<BusCase> bus_cases[] = {
     {"BusDeliversAPublishedEnvelopeIntact", delivers_a_published_envelope_intact},
     {"BusDeliversEntriesPublishedWhileNoConsumerRan", delivers_entries_published_while_no_consumer_ran},
     {"BusEveryGroupGetsEveryEntry", every_group_gets_every_entry},
@@ -443,11 +439,7 @@ constexpr NamedCase bus_cases[] = {
 }  // namespace
 
 void register_bus_contract(const std::string& adapter, std::function<BusUnderTest()> factory) {
-  const std::string suite = "Contract." + adapter;
-  for (const auto& test_case : bus_cases) {
-    ::testing::RegisterTest(suite.c_str(), test_case.name, nullptr, nullptr, __FILE__, __LINE__,
-                            [factory, body = test_case.body]() -> ::testing::Test* { return new BusCase(factory, body); });
-  }
+  detail::register_cases(adapter, bus_cases, factory);
 }
 
 }  // namespace baton::contract

@@ -8,6 +8,7 @@
 
 #include "baton/core/once.hpp"
 #include "contract.hpp"
+#include "registration.hpp"
 #include "support/recorder.hpp"
 #include "support/unique_id.hpp"
 
@@ -325,7 +326,7 @@ void once_failure_lets_the_next_caller_run(KvCase& t) {
 
 void once_without_wait_says_in_progress(KvCase& t) {
   // A runner holds the lease (written as once() writes it).
-  ASSERT_TRUE(t.kv().cas(t.key("once"), absent_version, detail::running_once_record("other"), 60s));
+  ASSERT_TRUE(t.kv().cas(t.key("once"), absent_version, baton::detail::running_once_record("other"), 60s));
   auto options = once_options(t);
   options.wait = false;
   bool ran = false;
@@ -337,7 +338,7 @@ void once_without_wait_says_in_progress(KvCase& t) {
 
 void once_takes_over_when_the_runner_died(KvCase& t) {
   // A runner took the lease and died: nobody will ever store its result.
-  ASSERT_TRUE(t.kv().cas(t.key("once"), absent_version, detail::running_once_record("dead"), 300ms));
+  ASSERT_TRUE(t.kv().cas(t.key("once"), absent_version, baton::detail::running_once_record("dead"), 300ms));
   std::atomic<bool> finished{false};
   std::thread waiter([&] {
     auto result = once(t.kv(), t.key("once"), []() -> Result<int> { return 99; }, once_options(t));
@@ -360,12 +361,7 @@ void once_refuses_a_key_it_did_not_write(KvCase& t) {
   EXPECT_EQ(result.error(), errc::wrong_type) << result.error().message();
 }
 
-struct NamedCase {
-  const char* name;
-  KvCase::Body body;
-};
-
-constexpr NamedCase kv_cases[] = {
+constexpr detail::NamedCase<KvCase> kv_cases[] = {
     {"KvGetOfAbsentKeyIsEmpty", get_of_absent_key_is_empty},
     {"KvSetThenGetReturnsValueAndVersion", set_then_get_returns_value_and_version},
     {"KvValuesAreBytes", values_are_bytes},
@@ -396,11 +392,7 @@ constexpr NamedCase kv_cases[] = {
 }  // namespace
 
 void register_kv_contract(const std::string& adapter, std::function<KvUnderTest()> factory) {
-  const std::string suite = "Contract." + adapter;
-  for (const auto& test_case : kv_cases) {
-    ::testing::RegisterTest(suite.c_str(), test_case.name, nullptr, nullptr, __FILE__, __LINE__,
-                            [factory, body = test_case.body]() -> ::testing::Test* { return new KvCase(factory, body); });
-  }
+  detail::register_cases(adapter, kv_cases, factory);
 }
 
 }  // namespace baton::contract
