@@ -1,0 +1,398 @@
+#include "connection.hpp"
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace baton::adapters::redis::detail {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using Socket = asio::generic::stream_protocol::socket;
+
+struct Request {
+  std::string command_name;  // for errors
+  std::string encoded;
+  std::size_t expected = 1;
+  std::vector<Reply> replies;
+  std::promise<Result<std::vector<Reply>>> promise;
+  std::atomic<bool> settled{false};
+
+  // The first outcome wins: a reply, a timeout or a lost connection.
+  void settle(Result<std::vector<Reply>> outcome) {
+    if (!settled.exchange(true)) promise.set_value(std::move(outcome));
+  }
+};
+
+// Thrown inside the io coroutines to end a connection with a reason; caught in run(). `refused`
+// marks the server's own no to our handshake (wrong password, no permission, bad database): waiting
+// will not change it, so requests fail at once until a later attempt succeeds.
+struct ConnectionFailure {
+  Error error;
+  bool refused = false;
+};
+
+std::string upper_name(const std::string& name) {
+  std::string out = name;
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+Error error_from_reply(std::string_view command, const Reply& reply) {
+  const std::string_view text = reply.text;
+  const auto prefix = text.substr(0, text.find(' '));
+  errc code = errc::invalid_argument;
+  if (prefix == "NOAUTH" || prefix == "WRONGPASS") code = errc::auth_failed;
+  else if (prefix == "NOPERM") code = errc::permission_denied;
+  else if (prefix == "OOM") code = errc::resource_exhausted;
+  else if (prefix == "LOADING" || prefix == "BUSY" || prefix == "MASTERDOWN" || prefix == "TRYAGAIN" ||
+           prefix == "CLUSTERDOWN" || prefix == "READONLY") code = errc::unavailable;
+  else if (prefix == "WRONGTYPE") code = errc::wrong_type;
+  else if (prefix == "NOSCRIPT" || prefix == "NOGROUP") code = errc::not_found;
+  else if (prefix == "BUSYGROUP") code = errc::conflict;
+  return {code, std::string(command) + ": " + std::string(text)};
+}
+
+struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
+  explicit Impl(RedisOptions redis_options)
+      : options(std::move(redis_options)), writer_wake(io), retry_timer(io) {}
+
+  RedisOptions options;
+  asio::io_context io;
+  asio::steady_timer writer_wake;
+  asio::steady_timer retry_timer;
+  std::optional<Socket> socket;
+  RespParser parser;
+  std::thread thread;
+
+  std::mutex mutex;  // guards queued, last_error, permanent_error
+  std::deque<std::shared_ptr<Request>> queued;
+  std::string last_error = "not connected yet";
+  std::optional<Error> permanent_error;  // a wrong password: fail at once instead of waiting
+  std::deque<std::shared_ptr<Request>> in_flight;  // io thread only
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> connected{false};
+
+  void start() {
+    asio::co_spawn(io, [self = shared_from_this()] { return self->run(); }, asio::detached);
+    thread = std::thread([this] { io.run(); });
+  }
+
+  void stop() {
+    stopping = true;
+    asio::post(io, [this] {
+      writer_wake.cancel();
+      retry_timer.cancel();
+      if (socket) {
+        boost::system::error_code ignored;
+        socket->close(ignored);
+      }
+    });
+    if (thread.joinable()) thread.join();
+    fail_queued(Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"});
+  }
+
+  void fail_queued(const Error& error) {
+    std::deque<std::shared_ptr<Request>> failed;
+    {
+      std::lock_guard lock(mutex);
+      failed.swap(queued);
+    }
+    for (auto& request : failed) request->settle(error);
+  }
+
+  void fail_in_flight(const Error& error) {
+    for (auto& request : in_flight) request->settle(error);
+    in_flight.clear();
+  }
+
+  Result<std::vector<Reply>> submit(std::shared_ptr<Request> request, std::chrono::milliseconds timeout) {
+    auto future = request->promise.get_future();
+    {
+      std::lock_guard lock(mutex);
+      if (permanent_error) return *permanent_error;
+      if (stopping) return Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"};
+      queued.push_back(request);
+    }
+    asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
+    if (future.wait_for(timeout) == std::future_status::timeout) {
+      if (connected) {
+        request->settle(Error{errc::timeout, request->command_name + ": no reply from " + options.endpoint() +
+                                                 " within " + std::to_string(timeout.count()) + " ms"});
+        // Replies come in order: with this one abandoned, the connection must start afresh.
+        asio::post(io, [self = shared_from_this()] { self->drop("a request timed out"); });
+      } else {
+        std::string reason;
+        {
+          std::lock_guard lock(mutex);
+          reason = last_error;
+        }
+        request->settle(Error{errc::unavailable, request->command_name + ": not connected to " + options.endpoint() +
+                                                     " (" + reason + ")"});
+      }
+    }
+    return future.get();
+  }
+
+  void drop(const std::string& reason) {
+    if (socket && socket->is_open()) {
+      {
+        std::lock_guard lock(mutex);
+        last_error = reason;
+      }
+      boost::system::error_code ignored;
+      socket->close(ignored);
+    }
+  }
+
+  Error describe(std::exception_ptr failure) const {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const ConnectionFailure& ended) {
+      return ended.error;
+    } catch (const boost::system::system_error& ended) {
+      return {errc::unavailable, "connection to " + options.endpoint() + ": " + ended.code().message()};
+    } catch (const std::exception& ended) {
+      return {errc::unavailable, "connection to " + options.endpoint() + ": " + ended.what()};
+    } catch (...) {
+      return {errc::unavailable, "connection to " + options.endpoint() + " ended"};
+    }
+  }
+
+  // Every exception ends one connection, never this loop: it runs until the Connection is destroyed.
+  asio::awaitable<void> run() {
+    RetrySchedule backoff(options.reconnect);
+    int failures = 0;
+    while (!stopping) {
+      std::optional<Error> failure;
+      bool refused = false;
+      try {
+        co_await connect();
+        co_await handshake();
+        failures = 0;
+        {
+          std::lock_guard lock(mutex);
+          permanent_error.reset();
+        }
+        connected = true;
+        // `&&` ends at the first failure of either loop and cancels the other (`||` would wait for a
+        // success, which these loops never have).
+        co_await (write_loop() && read_loop());
+      } catch (const ConnectionFailure& ended) {
+        failure = ended.error;
+        refused = ended.refused;
+      } catch (const asio::multiple_exceptions& both) {
+        // Both loops failed (the second because the first ended the connection): the first says why.
+        failure = describe(both.first_exception());
+      } catch (...) {
+        failure = describe(std::current_exception());
+      }
+      connected = false;
+      if (socket) {
+        boost::system::error_code ignored;
+        socket->close(ignored);
+      }
+      const Error error = failure.value_or(Error{errc::unavailable, "connection to " + options.endpoint() + " ended"});
+      {
+        std::lock_guard lock(mutex);
+        last_error = error.message();
+        if (refused) permanent_error = error;
+      }
+      // In flight: the command may or may not have run; the caller decides (it is retryable).
+      fail_in_flight(Error{errc::unavailable, "connection to " + options.endpoint() + " lost with the request in flight: " +
+                                                  error.message()});
+      if (refused) fail_queued(error);
+      if (stopping) break;
+      const auto delay = backoff.next_delay(++failures);
+      retry_timer.expires_after(delay);
+      boost::system::error_code ignored;
+      co_await retry_timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    fail_in_flight(Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"});
+  }
+
+  asio::awaitable<void> connect() {
+    parser = RespParser{};
+    socket.emplace(io);
+    asio::steady_timer deadline(io);
+    deadline.expires_after(options.connect_timeout);
+    if (!options.unix_socket.empty()) {
+      const asio::local::stream_protocol::endpoint local(options.unix_socket);
+      auto outcome = co_await (socket->async_connect(local, asio::use_awaitable) || deadline.async_wait(asio::use_awaitable));
+      if (outcome.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "connect to " + options.endpoint() + " timed out"}};
+      co_return;
+    }
+    asio::ip::tcp::resolver resolver(io);
+    const auto endpoints = co_await resolver.async_resolve(options.host, std::to_string(options.port), asio::use_awaitable);
+    std::string last = "no address";
+    for (const auto& entry : endpoints) {
+      const asio::ip::tcp::endpoint tcp = entry.endpoint();
+      socket.emplace(io);
+      boost::system::error_code error;
+      auto outcome = co_await (socket->async_connect(tcp, asio::redirect_error(asio::use_awaitable, error)) ||
+                               deadline.async_wait(asio::use_awaitable));
+      if (outcome.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "connect to " + options.endpoint() + " timed out"}};
+      if (!error) {
+        socket->set_option(asio::ip::tcp::no_delay(true));
+        co_return;
+      }
+      last = error.message();
+    }
+    throw ConnectionFailure{Error{errc::unavailable, "connect to " + options.endpoint() + ": " + last}};
+  }
+
+  // AUTH, SELECT and CLIENT SETNAME, written together before any queued request.
+  asio::awaitable<void> handshake() {
+    std::vector<Command> commands;
+    if (!options.password.empty()) {
+      if (options.user.empty()) {
+        commands.push_back(Command{"AUTH", options.password});
+      } else {
+        commands.push_back(Command{"AUTH", options.user, options.password});
+      }
+    }
+    if (options.db != 0) commands.push_back(Command{"SELECT", std::to_string(options.db)});
+    if (!options.client_name.empty()) commands.push_back(Command{"CLIENT", "SETNAME", options.client_name});
+    if (commands.empty()) co_return;
+    std::string buffer;
+    for (const auto& command : commands) encode_command(buffer, command);
+    asio::steady_timer deadline(io);
+    deadline.expires_after(options.connect_timeout);
+    co_await asio::async_write(*socket, asio::buffer(buffer), asio::use_awaitable);
+    std::array<char, 4096> chunk{};
+    std::size_t answered = 0;
+    while (answered < commands.size()) {
+      auto next = parser.next();
+      if (!next) throw ConnectionFailure{next.error()};
+      if (*next) {
+        const Reply& reply = **next;
+        if (reply.is_error()) {
+          // "AUTH" alone, never its arguments: they hold the password.
+          throw ConnectionFailure{error_from_reply(commands[answered].front(), reply), true};
+        }
+        ++answered;
+        continue;
+      }
+      boost::system::error_code read_error;
+      auto read = co_await (socket->async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, read_error)) ||
+                            deadline.async_wait(asio::use_awaitable));
+      if (read.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "handshake with " + options.endpoint() + " timed out"}};
+      if (read_error) throw boost::system::system_error(read_error);
+      parser.feed(std::string_view(chunk.data(), std::get<0>(read)));
+    }
+  }
+
+  asio::awaitable<void> write_loop() {
+    std::string buffer;
+    while (true) {
+      std::deque<std::shared_ptr<Request>> batch;
+      {
+        std::lock_guard lock(mutex);
+        batch.swap(queued);
+      }
+      buffer.clear();
+      for (auto& request : batch) {
+        if (request->settled) continue;  // timed out while it waited
+        buffer += request->encoded;
+        in_flight.push_back(std::move(request));
+      }
+      if (buffer.empty()) {
+        if (stopping) throw ConnectionFailure{Error{errc::closed, "closing"}};
+        writer_wake.expires_at(asio::steady_timer::time_point::max());
+        boost::system::error_code woken;
+        co_await writer_wake.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+        // A wake-up is a cancelled wait, so the error says nothing: whether the reader ended the
+        // connection (closing the socket, cancelling this coroutine) is asked directly.
+        const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
+        if (cancelled != asio::cancellation_type::none || !socket->is_open()) {
+          throw ConnectionFailure{Error{errc::unavailable, "connection to " + options.endpoint() + " closed"}};
+        }
+        continue;
+      }
+      co_await asio::async_write(*socket, asio::buffer(buffer), asio::use_awaitable);
+    }
+  }
+
+  asio::awaitable<void> read_loop() {
+    std::vector<char> chunk(64 * 1024);
+    while (true) {
+      const auto size = co_await socket->async_read_some(asio::buffer(chunk), asio::use_awaitable);
+      parser.feed(std::string_view(chunk.data(), size));
+      while (true) {
+        auto next = parser.next();
+        if (!next) throw ConnectionFailure{next.error()};
+        if (!*next) break;
+        deliver(std::move(**next));
+      }
+    }
+  }
+
+  void deliver(Reply reply) {
+    if (in_flight.empty()) {
+      throw ConnectionFailure{Error{errc::decode_failed, "redis protocol: a reply nobody asked for from " + options.endpoint()}};
+    }
+    auto& request = in_flight.front();
+    request->replies.push_back(std::move(reply));
+    if (request->replies.size() == request->expected) {
+      request->settle(std::move(request->replies));
+      in_flight.pop_front();
+    }
+  }
+};
+
+Connection::Connection(RedisOptions options) : impl_(std::make_shared<Impl>(std::move(options))) { impl_->start(); }
+
+Connection::~Connection() { impl_->stop(); }
+
+const RedisOptions& Connection::options() const noexcept { return impl_->options; }
+
+Result<Reply> Connection::execute(Command command, std::optional<std::chrono::milliseconds> timeout) {
+  if (command.empty()) return Error{errc::invalid_argument, "redis: an empty command"};
+  auto request = std::make_shared<Request>();
+  request->command_name = upper_name(command.front());
+  encode_command(request->encoded, command);
+  auto replies = impl_->submit(request, timeout.value_or(impl_->options.request_timeout));
+  if (!replies) return std::move(replies).error();
+  auto& reply = replies->front();
+  if (reply.is_error()) return error_from_reply(request->command_name, reply);
+  return std::move(reply);
+}
+
+Result<std::vector<Reply>> Connection::execute_pipeline(std::vector<Command> commands,
+                                                       std::optional<std::chrono::milliseconds> timeout) {
+  if (commands.empty()) return std::vector<Reply>{};
+  auto request = std::make_shared<Request>();
+  request->command_name = "pipeline of " + std::to_string(commands.size()) + " (" + upper_name(commands.front().front()) + ", ...)";
+  request->expected = commands.size();
+  for (const auto& command : commands) encode_command(request->encoded, command);
+  return impl_->submit(request, timeout.value_or(impl_->options.request_timeout));
+}
+
+ports::Health Connection::health() {
+  const auto started = std::chrono::steady_clock::now();
+  auto pong = execute(Command{"PING"});
+  const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  if (!pong) return {false, latency, pong.error().message()};
+  return {true, latency, pong->text + " from " + impl_->options.endpoint()};
+}
+
+}  // namespace baton::adapters::redis::detail

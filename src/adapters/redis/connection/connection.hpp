@@ -1,0 +1,54 @@
+#pragma once
+// One pipelined connection to Redis, shared by any number of threads.
+//
+// Callers block on a reply (the ports are blocking); underneath, an Asio io thread writes every
+// queued command in one batch and matches replies in order. The connection reconnects by itself
+// with the configured backoff, re-running AUTH, SELECT and CLIENT SETNAME; requests made while it is
+// away wait for it up to their timeout. A request that times out on a live connection closes it
+// (the late reply would shift every later one), so the next requests get a fresh one.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/adapters/redis/redis_options.hpp"
+#include "baton/core/result.hpp"
+#include "baton/ports/health.hpp"
+#include "detail/resp.hpp"
+
+namespace baton::adapters::redis::detail {
+
+using Command = std::vector<std::string>;
+
+class Connection {
+ public:
+  explicit Connection(RedisOptions options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // One command; an error reply becomes an Error typed by error_from_reply.
+  Result<Reply> execute(Command command, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  // Several commands written together; the replies in order. Error replies stay replies here, so
+  // the caller can tell which command failed.
+  Result<std::vector<Reply>> execute_pipeline(std::vector<Command> commands,
+                                              std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  ports::Health health();
+  const RedisOptions& options() const noexcept;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// A Redis error reply as a typed Error: NOAUTH/WRONGPASS -> auth_failed, NOPERM -> permission_denied,
+// OOM -> resource_exhausted, LOADING/BUSY/MASTERDOWN/TRYAGAIN/CLUSTERDOWN/READONLY -> unavailable,
+// WRONGTYPE -> wrong_type, NOSCRIPT/NOGROUP -> not_found, BUSYGROUP -> conflict, anything else ->
+// invalid_argument. The detail is "<COMMAND>: <Redis's message>".
+Error error_from_reply(std::string_view command, const Reply& reply);
+
+}  // namespace baton::adapters::redis::detail

@@ -1,0 +1,195 @@
+#include "baton/adapters/redis/redis_kv.hpp"
+
+#include <charconv>
+
+#include "connection/connection.hpp"
+
+namespace baton::adapters::redis {
+namespace {
+
+using detail::Command;
+using detail::Reply;
+using ports::Version;
+
+// Shared by every script that writes: the next version of KEYS[1], as decimal text.
+constexpr std::string_view next_version_lua = R"lua(
+local function next_version(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local cur = redis.pcall('HGET', key, 'ver')
+  if type(cur) ~= 'string' then cur = 0 else cur = tonumber(cur) or 0 end
+  return string.format('%.0f', math.max(now, cur + 1))
+end
+local function expire(key, ttl)
+  if tonumber(ttl) > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+)lua";
+
+constexpr std::string_view set_lua = R"lua(
+local ver = next_version(KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ver)
+expire(KEYS[1], ARGV[2])
+return ver
+)lua";
+
+constexpr std::string_view incr_lua = R"lua(
+redis.call('HGET', KEYS[1], 'v')
+local r = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[1])
+if type(r) == 'table' and r.err then
+  if string.find(r.err, 'overflow') then return redis.error_reply('ERR incr would overflow a 64-bit integer') end
+  return redis.error_reply('WRONGTYPE the value is not a 64-bit integer')
+end
+redis.call('HSET', KEYS[1], 'ver', next_version(KEYS[1]))
+expire(KEYS[1], ARGV[2])
+return redis.call('HGET', KEYS[1], 'v')
+)lua";
+
+constexpr std::string_view cas_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'ver') or '0'
+if cur ~= ARGV[1] then return {0, cur} end
+local ver = next_version(KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'ver', ver)
+expire(KEYS[1], ARGV[3])
+return {1, ver}
+)lua";
+
+constexpr std::string_view del_if_lua = R"lua(
+local cur = redis.call('HGET', KEYS[1], 'ver') or '0'
+if cur ~= ARGV[1] or cur == '0' then return {0, cur} end
+redis.call('DEL', KEYS[1])
+return {1, cur}
+)lua";
+
+std::optional<std::uint64_t> to_number(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+class RedisKv final : public ports::KVStore {
+ public:
+  explicit RedisKv(RedisOptions options)
+      : prefix_(options.key_prefix + ":"), connection_(std::move(options)),
+        set_script_(std::string(next_version_lua) + std::string(set_lua)),
+        incr_script_(std::string(next_version_lua) + std::string(incr_lua)),
+        cas_script_(std::string(next_version_lua) + std::string(cas_lua)),
+        del_if_script_(std::string(del_if_lua)) {}
+
+  Result<std::optional<ports::VersionedValue>> get(std::string_view key) override {
+    if (auto bad = check(key)) return *bad;
+    auto reply = connection_.execute(Command{"HMGET", full(key), "v", "ver"});
+    if (!reply) return std::move(reply).error();
+    const auto& fields = reply->elements;
+    if (!reply->is_array() || fields.size() != 2) return unexpected("HMGET", key);
+    if (fields[0].is_nil() && fields[1].is_nil()) return std::optional<ports::VersionedValue>{};
+    const auto version = fields[1].is_string() ? to_number(fields[1].text) : std::nullopt;
+    if (!fields[0].is_string() || !version) {
+      return Error{errc::wrong_type, "get \"" + std::string(key) + "\": the key holds a hash this store did not write"};
+    }
+    return std::optional<ports::VersionedValue>{ports::VersionedValue{fields[0].text, *version}};
+  }
+
+  Result<Version> set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) override {
+    if (auto bad = check(key, ttl)) return *bad;
+    auto reply = eval(set_script_, key, {std::string(value), std::to_string(ttl.count())});
+    if (!reply) return std::move(reply).error();
+    return version_of(*reply, "set", key);
+  }
+
+  Result<bool> del(std::string_view key) override {
+    if (auto bad = check(key)) return *bad;
+    auto reply = connection_.execute(Command{"DEL", full(key)});
+    if (!reply) return std::move(reply).error();
+    return reply->integer > 0;
+  }
+
+  Result<std::int64_t> incr(std::string_view key, std::int64_t delta, std::chrono::milliseconds ttl) override {
+    if (auto bad = check(key, ttl)) return *bad;
+    auto reply = eval(incr_script_, key, {std::to_string(delta), std::to_string(ttl.count())});
+    if (!reply) {
+      auto error = std::move(reply).error();
+      error.detail = "incr \"" + std::string(key) + "\": " + error.detail;
+      return error;
+    }
+    std::int64_t value = 0;
+    const auto& text = reply->text;
+    const auto [end, parse_error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!reply->is_string() || parse_error != std::errc{} || end != text.data() + text.size()) return unexpected("incr", key);
+    return value;
+  }
+
+  Result<Version> cas(std::string_view key, Version expected, std::string_view value,
+                      std::chrono::milliseconds ttl) override {
+    if (auto bad = check(key, ttl)) return *bad;
+    auto reply = eval(cas_script_, key, {std::to_string(expected), std::string(value), std::to_string(ttl.count())});
+    if (!reply) return std::move(reply).error();
+    return conditional_outcome(*reply, "cas", key, expected);
+  }
+
+  Result<void> del_if(std::string_view key, Version expected) override {
+    if (auto bad = check(key)) return *bad;
+    auto reply = eval(del_if_script_, key, {std::to_string(expected)});
+    if (!reply) return std::move(reply).error();
+    auto outcome = conditional_outcome(*reply, "del_if", key, expected);
+    if (!outcome) return std::move(outcome).error();
+    return {};
+  }
+
+  ports::Health health() override { return connection_.health(); }
+
+ private:
+  std::string full(std::string_view key) const { return prefix_ + std::string(key); }
+
+  static std::optional<Error> check(std::string_view key, std::chrono::milliseconds ttl = ports::no_ttl) {
+    if (key.empty()) return Error{errc::invalid_argument, "kv: the key must not be empty"};
+    if (ttl < std::chrono::milliseconds{0}) return Error{errc::invalid_argument, "kv \"" + std::string(key) + "\": negative TTL"};
+    return std::nullopt;
+  }
+
+  static Error unexpected(const char* operation, std::string_view key) {
+    return {errc::decode_failed, std::string(operation) + " \"" + std::string(key) + "\": unexpected reply shape from redis"};
+  }
+
+  // EVAL of a script on one key. (EVALSHA caching is a later speed-up; Redis caches the compiled
+  // script by its hash either way.)
+  Result<Reply> eval(const std::string& script, std::string_view key, std::vector<std::string> arguments) {
+    Command command{"EVAL", script, "1", full(key)};
+    for (auto& argument : arguments) command.push_back(std::move(argument));
+    return connection_.execute(std::move(command));
+  }
+
+  static Result<Version> version_of(const Reply& reply, const char* operation, std::string_view key) {
+    const auto version = reply.is_string() ? to_number(reply.text) : std::nullopt;
+    if (!version) return unexpected(operation, key);
+    return *version;
+  }
+
+  static Result<Version> conditional_outcome(const Reply& reply, const char* operation, std::string_view key,
+                                             Version expected) {
+    if (!reply.is_array() || reply.elements.size() != 2 || reply.elements[0].kind != Reply::Kind::integer) {
+      return unexpected(operation, key);
+    }
+    const auto version = version_of(reply.elements[1], operation, key);
+    if (!version) return version;
+    if (reply.elements[0].integer == 1) return *version;
+    return Error{errc::conflict, std::string(operation) + " \"" + std::string(key) + "\": expected version " +
+                                     std::to_string(expected) + ", found " +
+                                     (*version == ports::absent_version ? std::string("none") : std::to_string(*version))};
+  }
+
+  std::string prefix_;
+  detail::Connection connection_;
+  std::string set_script_;
+  std::string incr_script_;
+  std::string cas_script_;
+  std::string del_if_script_;
+};
+
+}  // namespace
+
+std::unique_ptr<ports::KVStore> make_redis_kv(RedisOptions options) { return std::make_unique<RedisKv>(std::move(options)); }
+
+}  // namespace baton::adapters::redis

@@ -1,0 +1,175 @@
+// The Redis connection against a real redis-server: pipelining, typed errors, authentication,
+// reconnect after the server goes away, and timeouts.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "connection/connection.hpp"
+#include "support/recorder.hpp"
+#include "support/redis_server.hpp"
+
+namespace baton::adapters::redis::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using test::RedisServer;
+using test::RedisServerOptions;
+
+RedisOptions options_for(const RedisServer& server) { return parse_redis_url(server.url()).value(); }
+
+TEST(RedisConnection, ExecutesCommands) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  ASSERT_TRUE(connection.execute({"SET", "greeting", "hello\r\nworld"}));
+  auto value = connection.execute({"GET", "greeting"});
+  ASSERT_TRUE(value) << value.error().message();
+  EXPECT_EQ(value->text, "hello\r\nworld");
+  auto missing = connection.execute({"GET", "nothing"});
+  ASSERT_TRUE(missing);
+  EXPECT_TRUE(missing->is_nil());
+}
+
+TEST(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 250; ++i) {
+        if (!connection.execute({"INCR", "counter"})) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(connection.execute({"GET", "counter"})->text, "2000");
+}
+
+TEST(RedisConnection, PipelineKeepsReplyOrderAndPerCommandErrors) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  auto replies = connection.execute_pipeline({{"SET", "a", "1"}, {"LPUSH", "a", "x"}, {"GET", "a"}});
+  ASSERT_TRUE(replies) << replies.error().message();
+  ASSERT_EQ(replies->size(), 3u);
+  EXPECT_EQ((*replies)[0].text, "OK");
+  EXPECT_TRUE((*replies)[1].is_error());
+  EXPECT_EQ((*replies)[2].text, "1");
+}
+
+TEST(RedisConnection, ErrorRepliesAreTypedWithTheCommand) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  ASSERT_TRUE(connection.execute({"SET", "s", "text"}));
+  auto wrong = connection.execute({"lpush", "s", "x"});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error(), errc::wrong_type);
+  EXPECT_EQ(wrong.error().detail.rfind("LPUSH: WRONGTYPE", 0), 0u) << wrong.error().detail;
+  auto unknown = connection.execute({"NOSUCHCOMMAND"});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error(), errc::invalid_argument);
+  EXPECT_TRUE(connection.execute({"PING"})) << "an error reply does not break the connection";
+}
+
+TEST(RedisConnection, WrongPasswordFailsFastAndStaysFailed) {
+  RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right-password"}});
+  auto options = options_for(server);
+  options.password = "wrong-password";
+  Connection connection(options);
+  const auto started = std::chrono::steady_clock::now();
+  auto first = connection.execute({"PING"});
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error(), errc::auth_failed) << first.error().message();
+  EXPECT_EQ(first.error().detail.find("wrong-password"), std::string::npos) << "the password leaked into an error";
+  auto second = connection.execute({"PING"});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error(), errc::auth_failed);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+TEST(RedisConnection, RightPasswordAndDatabaseAreUsed) {
+  RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right-password"}});
+  auto options = options_for(server);
+  options.password = "right-password";
+  options.db = 2;
+  Connection connection(options);
+  ASSERT_TRUE(connection.execute({"SET", "where", "db2"}));
+  EXPECT_NE(server.cli({"-a", "right-password", "-n", "2", "GET", "where"}).find("db2"), std::string::npos);
+  auto name = connection.execute({"CLIENT", "GETNAME"});
+  ASSERT_TRUE(name);
+  EXPECT_EQ(name->text, "baton");
+}
+
+TEST(RedisConnection, AclNoPermIsPermissionDenied) {
+  RedisServer server({.append_only = false});
+  server.cli({"ACL", "SETUSER", "reader", "on", ">reader-pw", "~*", "+get", "+ping", "+client", "+auth"});
+  auto options = options_for(server);
+  options.user = "reader";
+  options.password = "reader-pw";
+  Connection connection(options);
+  ASSERT_TRUE(connection.execute({"GET", "x"}));
+  const auto started = std::chrono::steady_clock::now();
+  auto denied = connection.execute({"SET", "x", "1"});
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error(), errc::permission_denied) << denied.error().message();
+  EXPECT_FALSE(is_retryable(denied.error()));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+TEST(RedisConnection, ComesBackByItselfAfterTheServerRestarts) {
+  RedisServer server;
+  Connection connection(options_for(server));
+  ASSERT_TRUE(connection.execute({"SET", "kept", "yes"}));
+  server.kill9();
+  auto while_down = connection.execute({"GET", "kept"}, 300ms);
+  ASSERT_FALSE(while_down);
+  EXPECT_TRUE(is_retryable(while_down.error())) << while_down.error().message();
+  server.restart();
+  Result<Reply> after = Error{errc::unavailable};
+  ASSERT_TRUE(test::eventually([&] {
+    after = connection.execute({"GET", "kept"}, 500ms);
+    return after.has_value();
+  }));
+  EXPECT_EQ(after->text, "yes") << "AOF replay kept the acknowledged write";
+}
+
+TEST(RedisConnection, NotConnectedIsUnavailableNamingTheServer) {
+  RedisOptions options;
+  options.port = 1;  // nothing listens there
+  options.connect_timeout = 200ms;
+  options.request_timeout = 300ms;
+  Connection connection(options);
+  auto result = connection.execute({"PING"}, 300ms);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), errc::unavailable);
+  EXPECT_NE(result.error().detail.find("127.0.0.1:1"), std::string::npos) << result.error().detail;
+  const auto health = connection.health();
+  EXPECT_FALSE(health.ok);
+}
+
+TEST(RedisConnection, AStalledServerTimesOutThenRecovers) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  ASSERT_TRUE(connection.execute({"PING"}));
+  ::kill(server.pid(), SIGSTOP);
+  auto stalled = connection.execute({"PING"}, 200ms);
+  ::kill(server.pid(), SIGCONT);
+  ASSERT_FALSE(stalled);
+  EXPECT_EQ(stalled.error(), errc::timeout) << stalled.error().message();
+  EXPECT_TRUE(test::eventually([&] { return connection.execute({"PING"}, 500ms).has_value(); }));
+}
+
+TEST(RedisConnection, HealthMeasuresAPing) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server));
+  const auto health = connection.health();
+  EXPECT_TRUE(health.ok) << health.detail;
+  EXPECT_NE(health.detail.find("PONG"), std::string::npos);
+  EXPECT_GT(health.latency.count(), 0);
+}
+
+}  // namespace
+}  // namespace baton::adapters::redis::detail

@@ -1,0 +1,152 @@
+#include "support/redis_server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+namespace baton::test {
+namespace {
+
+// Asks the kernel for a free loopback port. Another process could take it before redis binds it;
+// start() then fails readiness and tries a new port.
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error("could not find a free port");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+bool answers_ping(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    if (::write(fd, ping, sizeof ping - 1) == static_cast<ssize_t>(sizeof ping - 1)) {
+      std::array<char, 64> reply{};
+      timeval timeout{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+      const auto got = ::read(fd, reply.data(), reply.size());
+      // +PONG, or -NOAUTH when a password is required: either way the server is up.
+      ok = got > 0 && (reply[0] == '+' || reply[0] == '-');
+      if (got > 0 && std::string_view(reply.data(), static_cast<std::size_t>(got)).starts_with("-LOADING")) ok = false;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  directory_ = pattern;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    port_ = free_port();
+    start();
+    try {
+      wait_until_ready();
+      return;
+    } catch (const std::exception&) {
+      stop();
+    }
+  }
+  throw std::runtime_error("redis-server did not start (is it installed? scripts/install-deps.sh)");
+}
+
+RedisServer::~RedisServer() {
+  stop();
+  std::error_code ignored;
+  std::filesystem::remove_all(directory_, ignored);
+}
+
+void RedisServer::start() {
+  std::vector<std::string> arguments = {
+      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", directory_.string(),
+      "--save", "", "--appendonly", options_.append_only ? "yes" : "no", "--appendfsync", options_.appendfsync,
+      "--daemonize", "no", "--protected-mode", "yes", "--logfile", (directory_ / "redis.log").string()};
+  arguments.insert(arguments.end(), options_.extra_arguments.begin(), options_.extra_arguments.end());
+  std::vector<char*> argv;
+  for (auto& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::execvp("redis-server", argv.data());
+    std::perror("execvp redis-server");
+    ::_exit(127);
+  }
+}
+
+void RedisServer::wait_until_ready() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("redis-server exited at start");
+    }
+    if (answers_ping(port_)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  throw std::runtime_error("redis-server did not answer within 10 s");
+}
+
+void RedisServer::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+void RedisServer::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+void RedisServer::restart() {
+  stop();
+  start();
+  wait_until_ready();
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& arguments) const {
+  std::string command = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
+  for (const auto& argument : arguments) command += " '" + argument + "'";
+  command += " 2>&1";
+  std::string output;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    std::array<char, 4096> chunk{};
+    while (const auto got = std::fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), got);
+    ::pclose(pipe);
+  }
+  return output;
+}
+
+}  // namespace baton::test
