@@ -1,0 +1,41 @@
+#pragma once
+// The durable Redis bus on Streams and consumer groups. Keys, retention and guarantees are in
+// docs/REDIS-KEYS.md and docs/DELIVERY.md.
+//
+// - publish: XADD of the encoded envelope (field "e").
+// - subscribe: XREADGROUP BLOCK on the topic and on the group's own redelivery stream, handlers on
+//   `concurrency` threads; every outcome is one Lua script that first checks that this consumer
+//   still owns the entry (owner and delivery count, from XPENDING), so a consumer that was paused
+//   and whose entries were reclaimed cannot complete them a second time.
+// - success: the dedup mark and the XACK in one script. Retryable failure: the next attempt goes to
+//   a per-group delayed set and comes back through the group's redelivery stream, with the XACK in
+//   the same script. Permanent failure, exhausted attempts or an undecodable entry: XADD to
+//   "<topic>.dlq" and XACK, in one script.
+// - crash recovery: entries idle longer than reclaim_idle are taken over with XAUTOCLAIM; a handler
+//   that is still running renews its entries' idle time (keep-alive), so slowness alone never
+//   causes a second delivery.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "baton/adapters/redis/redis_options.hpp"
+#include "baton/core/codec.hpp"
+#include "baton/ports/message_bus.hpp"
+
+namespace baton::adapters::redis {
+
+struct RedisBusOptions {
+  RedisOptions redis;
+  std::chrono::milliseconds block{250};             // XREADGROUP BLOCK; also bounds how long stop() waits
+  std::size_t read_count = 64;                      // entries fetched per read
+  std::chrono::milliseconds reclaim_idle{30'000};   // an entry idle this long belongs to a dead consumer
+  std::chrono::milliseconds reclaim_interval{1'000};  // how often XAUTOCLAIM looks
+  std::chrono::milliseconds retry_poll{20};         // how often due redeliveries are moved back
+  int tag_segments = 1;  // the hash tag is the topic's first N dotted segments (see REDIS-KEYS.md)
+  CodecLimits limits{};
+};
+
+std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options);
+
+}  // namespace baton::adapters::redis

@@ -1,0 +1,551 @@
+#include "baton/adapters/redis/redis_bus.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "baton/core/log.hpp"
+#include "baton/core/uuid.hpp"
+#include "bus/scripts.hpp"
+#include "connection/connection.hpp"
+
+namespace baton::adapters::redis {
+namespace {
+
+using detail::Command;
+using detail::Connection;
+using detail::Reply;
+using ports::DeadLetter;
+
+constexpr std::string_view dead_letter_suffix = ".dlq";
+constexpr std::string_view body_field = "e";
+// An entry whose id another consumer of the group is handling right now is looked at again after this.
+constexpr std::chrono::milliseconds same_id_in_flight_delay{20};
+
+std::optional<Error> check_topic(std::string_view topic) {
+  if (auto problem = check_type_name(topic)) {
+    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": " + *problem};
+  }
+  if (topic.ends_with(dead_letter_suffix)) {
+    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": the suffix .dlq is reserved for dead letters"};
+  }
+  return std::nullopt;
+}
+
+std::string with_owns(std::string_view script) { return std::string(scripts::owns) + std::string(script); }
+
+// Every key of one topic, all under one hash tag so that each script stays in one slot.
+struct TopicKeys {
+  TopicKeys(const RedisBusOptions& options, std::string_view topic) {
+    std::string_view tag = topic;
+    std::size_t at = 0;
+    for (int i = 0; i < options.tag_segments; ++i) {
+      at = topic.find('.', at);
+      if (at == std::string_view::npos) break;
+      if (i + 1 < options.tag_segments) ++at;
+    }
+    if (at != std::string_view::npos) tag = topic.substr(0, at);
+    base = options.redis.key_prefix + ":{" + std::string(tag) + "}:" + std::string(topic);
+    stream = base;
+    dead_letters = base + std::string(dead_letter_suffix);
+  }
+  std::string group_key(std::string_view group, std::string_view what) const {
+    return base + ":" + std::string(what) + ":" + std::string(group);
+  }
+  std::string base;
+  std::string stream;
+  std::string dead_letters;
+};
+
+struct Entry {
+  std::string stream;  // the key it was read from: the topic or the group's redelivery stream
+  std::string id;
+  std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
+  std::string raw;                  // every field, for a dead letter of a malformed entry
+  std::int64_t deliveries = 1;
+};
+
+std::optional<std::int64_t> to_integer(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// [[id, [field, value, ...]], ...] -> entries.
+void collect_entries(const std::string& stream, const Reply& list, std::vector<Entry>& out) {
+  if (!list.is_array()) return;
+  for (const auto& item : list.elements) {
+    if (!item.is_array() || item.elements.size() != 2 || !item.elements[0].is_string()) continue;
+    Entry entry;
+    entry.stream = stream;
+    entry.id = item.elements[0].text;
+    const auto& fields = item.elements[1];
+    if (fields.is_array()) {
+      for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+        const auto& name = fields.elements[i].text;
+        const auto& value = fields.elements[i + 1].text;
+        entry.raw += (entry.raw.empty() ? "" : " ") + name + "=" + value;
+        if (name == body_field) entry.body = value;
+      }
+    }
+    out.push_back(std::move(entry));
+  }
+}
+
+struct Shared {
+  explicit Shared(RedisBusOptions bus_options) : options(std::move(bus_options)), connection(options.redis) {}
+  RedisBusOptions options;
+  Connection connection;
+  std::string complete_script = with_owns(scripts::complete);
+  std::string retry_script = with_owns(scripts::retry);
+  std::string dead_letter_script = with_owns(scripts::dead_letter);
+  std::string release_script = with_owns(scripts::release);
+  std::string keep_alive_script = with_owns(scripts::keep_alive);
+  std::string move_due_script = with_owns(scripts::move_due);
+  std::string begin_script = std::string(scripts::begin);
+  std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
+  log::Logger logger = log::Logger().child("redis_bus");
+
+  Result<Reply> eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
+    Command command{"EVAL", script, std::to_string(keys.size())};
+    for (auto& key : keys) command.push_back(std::move(key));
+    for (auto& argument : arguments) command.push_back(std::move(argument));
+    return connection.execute(std::move(command));
+  }
+};
+
+class RedisSubscription final : public ports::Subscription::Control {
+ public:
+  RedisSubscription(std::shared_ptr<Shared> shared, std::string topic, ports::Handler handler,
+                    ports::SubscribeOptions options)
+      : shared_(std::move(shared)), topic_(std::move(topic)), keys_(shared_->options, topic_),
+        handler_(std::move(handler)), options_(std::move(options)) {
+    redeliveries_ = keys_.group_key(options_.group, "redeliver");
+    retry_set_ = keys_.group_key(options_.group, "retry");
+    RedisOptions blocking = shared_->options.redis;
+    blocking.request_timeout = shared_->options.block + blocking.request_timeout;
+    blocking.client_name += ":reader";
+    reader_connection_ = std::make_unique<Connection>(blocking);
+  }
+
+  ~RedisSubscription() override { RedisSubscription::stop(); }
+
+  Result<void> start() {
+    const std::string start_id = options_.start == ports::StartFrom::earliest ? "0" : "$";
+    for (const auto& stream : {keys_.stream, redeliveries_}) {
+      auto created = shared_->connection.execute(Command{"XGROUP", "CREATE", stream, options_.group,
+                                                         stream == keys_.stream ? start_id : "0", "MKSTREAM"});
+      if (!created && created.error() != errc::conflict) return std::move(created).error();  // BUSYGROUP is fine
+    }
+    reader_ = std::thread([this] { read_loop(); });
+    for (int i = 0; i < options_.concurrency; ++i) workers_.emplace_back([this] { work_loop(); });
+    return {};
+  }
+
+  void stop() override {
+    if (stopped_.exchange(true)) return;
+    stop_.request_stop();
+    {
+      std::lock_guard lock(mutex_);
+      changed_.notify_all();
+    }
+    if (reader_.joinable()) reader_.join();
+    for (auto& worker : workers_) {
+      if (worker.joinable()) worker.join();
+    }
+    // Entries read but never started: hand them back so another consumer takes them at once.
+    for (const auto& entry : queue_) release(entry, no_lease());
+    queue_.clear();
+  }
+
+ private:
+  // ---- the reader: reads, reclaims, moves due retries, keeps running handlers' entries alive ----
+  void read_loop() {
+    auto next_reclaim = std::chrono::steady_clock::now();
+    auto next_move = std::chrono::steady_clock::now();
+    auto next_keep_alive = std::chrono::steady_clock::now();
+    const auto keep_alive_every = std::max(shared_->options.reclaim_idle / 3, std::chrono::milliseconds{10});
+    while (!stop_.stop_requested()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_move) {
+        move_due();
+        next_move = now + shared_->options.retry_poll;
+      }
+      if (now >= next_reclaim) {
+        reclaim();
+        next_reclaim = now + shared_->options.reclaim_interval;
+      }
+      if (now >= next_keep_alive) {
+        keep_alive();
+        next_keep_alive = now + keep_alive_every;
+      }
+      const std::size_t room = wait_for_room();
+      if (room == 0) continue;
+      // Never block past the next housekeeping moment.
+      const auto until = std::min({next_move, next_reclaim, next_keep_alive});
+      const auto block = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
+                                    std::chrono::milliseconds{1}, shared_->options.block);
+      read(std::min(room, shared_->options.read_count), block);
+    }
+  }
+
+  // How many more entries the workers can take; waits (briefly) while they are all busy.
+  std::size_t wait_for_room() {
+    std::unique_lock lock(mutex_);
+    const std::size_t capacity = static_cast<std::size_t>(options_.concurrency) * 2;
+    changed_.wait_for(lock, stop_.get_token(), shared_->options.block, [&] { return queue_.size() < capacity; });
+    return queue_.size() < capacity ? capacity - queue_.size() : 0;
+  }
+
+  void read(std::size_t count, std::chrono::milliseconds block) {
+    auto reply = reader_connection_->execute(Command{"XREADGROUP", "GROUP", options_.group, options_.consumer,
+                                                     "COUNT", std::to_string(count), "BLOCK", std::to_string(block.count()),
+                                                     "STREAMS", keys_.stream, redeliveries_, ">", ">"});
+    if (!reply) {
+      if (reply.error() == errc::not_found) {
+        // NOGROUP: the stream was deleted under us (or flushed); make the group again.
+        (void)shared_->connection.execute(Command{"XGROUP", "CREATE", keys_.stream, options_.group, "0", "MKSTREAM"});
+        (void)shared_->connection.execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
+      }
+      pause_after_error(reply.error());
+      return;
+    }
+    std::vector<Entry> entries;
+    if (reply->is_array()) {
+      for (const auto& stream : reply->elements) {
+        if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
+      }
+    }
+    enqueue(std::move(entries));
+  }
+
+  void pause_after_error(const Error& error) {
+    shared_->logger.warn("read failed; retrying", {{"topic", topic_}, {"group", options_.group}, {"error", error.message()}});
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, stop_.get_token(), std::chrono::milliseconds{100}, [] { return false; });
+  }
+
+  void enqueue(std::vector<Entry> entries) {
+    if (entries.empty()) return;
+    std::lock_guard lock(mutex_);
+    for (auto& entry : entries) queue_.push_back(std::move(entry));
+    changed_.notify_all();
+  }
+
+  void move_due() {
+    auto moved = shared_->eval(shared_->move_due_script, {retry_set_, redeliveries_}, {"256"});
+    if (!moved) shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", moved.error().message()}});
+  }
+
+  // Takes over entries whose consumer has been silent for reclaim_idle (it died, or was paused).
+  void reclaim() {
+    for (const auto& stream : {keys_.stream, redeliveries_}) {
+      auto reply = shared_->connection.execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
+                                                       std::to_string(shared_->options.reclaim_idle.count()), "0-0",
+                                                       "COUNT", std::to_string(shared_->options.read_count)});
+      if (!reply || !reply->is_array() || reply->elements.size() < 2) continue;
+      std::vector<Entry> claimed;
+      collect_entries(stream, reply->elements[1], claimed);
+      if (reply->elements.size() >= 3 && reply->elements[2].is_array()) {
+        for (const auto& deleted : reply->elements[2].elements) {
+          // Trimmed while pending: the body is gone. Recorded, never read as an empty message.
+          record_lost_entry(stream, deleted.text);
+        }
+      }
+      if (claimed.empty()) continue;
+      // The delivery count is the fencing token: read it for each claimed entry.
+      std::vector<Command> counts;
+      for (const auto& entry : claimed) counts.push_back(Command{"XPENDING", stream, options_.group, entry.id, entry.id, "1"});
+      auto pending = shared_->connection.execute_pipeline(std::move(counts));
+      if (!pending) continue;
+      for (std::size_t i = 0; i < claimed.size(); ++i) {
+        const auto& row = (*pending)[i];
+        if (row.is_array() && row.elements.size() == 1 && row.elements[0].elements.size() == 4) {
+          claimed[i].deliveries = row.elements[0].elements[3].integer;
+        }
+      }
+      shared_->logger.info("reclaimed entries of a silent consumer",
+                           {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
+      enqueue(std::move(claimed));
+    }
+  }
+
+  void keep_alive() {
+    std::vector<Entry> held;
+    {
+      std::lock_guard lock(mutex_);
+      held.assign(running_.begin(), running_.end());
+    }
+    for (const auto& entry : held) {
+      (void)shared_->eval(shared_->keep_alive_script, {entry.stream},
+                          {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)});
+    }
+  }
+
+  void record_lost_entry(const std::string& stream, const std::string& id) {
+    DeadLetterRecord record{"trimmed_while_pending", "the entry was trimmed from the stream before it was acknowledged", 0};
+    (void)shared_->connection.execute(Command{
+        "XADD", keys_.dead_letters, "*", "original", "", "reason", record.reason, "error", record.error, "attempts", "0",
+        "failed_at", format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())),
+        "topic", topic_, "group", options_.group, "consumer", options_.consumer, "source_id", stream + "/" + id});
+    shared_->logger.error("entry trimmed while pending", {{"topic", topic_}, {"id", id}});
+  }
+
+  // ---- the workers ----
+  void work_loop() {
+    while (true) {
+      Entry entry;
+      {
+        std::unique_lock lock(mutex_);
+        if (!changed_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); })) return;
+        entry = std::move(queue_.front());
+        queue_.pop_front();
+        running_.push_back(entry);
+        changed_.notify_all();
+      }
+      handle(entry);
+      std::lock_guard lock(mutex_);
+      std::erase_if(running_, [&](const Entry& held) { return held.id == entry.id && held.stream == entry.stream; });
+      changed_.notify_all();
+    }
+  }
+
+  struct DeadLetterRecord {
+    std::string reason;
+    std::string error;
+    std::uint32_t attempts;
+  };
+
+  void handle(const Entry& entry) {
+    if (!entry.body) {
+      dead_letter(entry, entry.raw, {"decode_failed", "the entry has no envelope field \"e\": " + entry.raw, 0}, no_lease());
+      return;
+    }
+    auto decoded = decode(*entry.body, shared_->options.limits);
+    if (!decoded) {
+      dead_letter(entry, *entry.body, {"decode_failed", decoded.error().message(), 0}, no_lease());
+      return;
+    }
+    const JsonEnvelope& envelope = *decoded;
+    const std::string done_key = keys_.group_key(options_.group, "done") + ":" + envelope.id;
+    const std::string lease_key = keys_.group_key(options_.group, "inflight") + ":" + envelope.id;
+    auto begun = shared_->eval(shared_->begin_script, {done_key, lease_key},
+                               {options_.consumer, std::to_string(shared_->options.reclaim_idle.count())});
+    if (!begun) {
+      // Could not even look: leave the entry pending; it comes back through reclaim.
+      shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", begun.error().message()}});
+      return;
+    }
+    if (begun->text == "done") {
+      finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
+      return;
+    }
+    if (begun->text == "busy") {
+      finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
+             {std::to_string(same_id_in_flight_delay.count()), *entry.body});
+      return;
+    }
+
+    const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token()};
+    Result<void> outcome = ok();
+    try {
+      outcome = handler_(envelope, info);
+    } catch (const std::exception& failure) {
+      outcome = retryable_failure(std::string("handler threw: ") + failure.what());
+    } catch (...) {
+      outcome = retryable_failure("handler threw a non-standard exception");
+    }
+
+    if (outcome) {
+      finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
+      return;
+    }
+    const Error& failure = outcome.error();
+    if (failure == errc::cancelled && stop_.stop_requested()) {
+      release(entry, lease_key);
+      return;
+    }
+    const auto& policy = options_.redelivery;
+    const bool retryable = policy.retryable ? policy.retryable(failure) : is_retryable(failure);
+    if (!retryable) {
+      dead_letter(entry, *entry.body, {"permanent_failure", failure.message(), envelope.attempts}, lease_key);
+    } else if (policy.max_attempts > 0 && envelope.attempts >= static_cast<std::uint32_t>(policy.max_attempts)) {
+      dead_letter(entry, *entry.body, {"attempts_exhausted", failure.message(), envelope.attempts}, lease_key);
+    } else {
+      RetrySchedule schedule(policy);
+      const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
+      finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
+             {std::to_string(delay.count()), encode(retry_envelope(envelope))});
+    }
+  }
+
+  // The in-flight lease key when none was taken (an entry that never decoded, or never started):
+  // the scripts find nothing there, and it shares the topic's hash tag like every other key.
+  std::string no_lease() const { return keys_.group_key(options_.group, "inflight") + ":none"; }
+
+  void dead_letter(const Entry& entry, const std::string& original, const DeadLetterRecord& record,
+                   const std::string& lease_key) {
+    finish(shared_->dead_letter_script, entry, {entry.stream, keys_.dead_letters, lease_key},
+           {original, record.reason, record.error, std::to_string(record.attempts),
+            format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_});
+  }
+
+  void release(const Entry& entry, const std::string& lease_key) {
+    finish(shared_->release_script, entry, {entry.stream, lease_key}, {});
+  }
+
+  // Runs an outcome script: the common arguments (group, id, consumer, deliveries) come first.
+  void finish(const std::string& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
+    std::vector<std::string> arguments{options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)};
+    for (auto& argument : extra) arguments.push_back(std::move(argument));
+    auto done = shared_->eval(script, std::move(keys), std::move(arguments));
+    if (!done) {
+      // Unknown whether it ran: the entry stays pending and comes back through reclaim; dedup
+      // keeps a completed one from running again.
+      shared_->logger.warn("outcome not recorded", {{"topic", topic_}, {"id", entry.id}, {"error", done.error().message()}});
+      return;
+    }
+    if (done->integer == 0) {
+      ++shared_->fenced;
+      shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
+                           {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", entry.id}});
+    }
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::string topic_;
+  TopicKeys keys_;
+  ports::Handler handler_;
+  ports::SubscribeOptions options_;
+  std::string redeliveries_;
+  std::string retry_set_;
+  std::unique_ptr<Connection> reader_connection_;
+
+  std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::deque<Entry> queue_;     // read, not yet started
+  std::vector<Entry> running_;  // being handled (kept alive)
+  std::stop_source stop_;
+  std::atomic<bool> stopped_{false};
+  std::thread reader_;
+  std::vector<std::thread> workers_;
+};
+
+class RedisBus final : public ports::MessageBus {
+ public:
+  explicit RedisBus(RedisBusOptions options) : shared_(std::make_shared<Shared>(std::move(options))) {}
+
+  ports::BusCapabilities capabilities() const override {
+    ports::BusCapabilities capabilities;
+    capabilities.durable = true;
+    capabilities.redelivery = true;
+    capabilities.dead_letters = true;
+    capabilities.dedup_by_id = true;
+    capabilities.ephemeral = false;         // PUBLISH/SUBSCRIBE: not in this build yet
+    capabilities.mirror_to_stream = false;
+    capabilities.survives_process_restart = true;
+    return capabilities;
+  }
+
+  Result<void> publish(std::string_view topic, const JsonEnvelope& envelope, const ports::PublishOptions& options) override {
+    return publish_batch(topic, std::span<const JsonEnvelope>(&envelope, 1), options);
+  }
+
+  Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
+                             const ports::PublishOptions& options) override {
+    if (auto bad = check_topic(topic)) return *bad;
+    if (options.delivery == ports::Delivery::ephemeral || !options.mirror_to_stream.empty()) {
+      return Error{errc::invalid_argument, "publish to \"" + std::string(topic) +
+                                               "\": ephemeral delivery and mirroring are not supported by the redis bus yet"};
+    }
+    const TopicKeys keys(shared_->options, topic);
+    std::vector<Command> commands;
+    commands.reserve(envelopes.size());
+    for (const auto& envelope : envelopes) {
+      if (auto valid = validate(envelope, shared_->options.limits); !valid) {
+        const auto& problem = valid.error();
+        return Error{problem.problem == DecodeProblem::too_large ? errc::too_large : errc::invalid_argument,
+                     "publish to \"" + std::string(topic) + "\": " + problem.message()};
+      }
+      commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), encode(envelope)});
+    }
+    auto replies = shared_->connection.execute_pipeline(std::move(commands));
+    if (!replies) return std::move(replies).error();
+    for (const auto& reply : *replies) {
+      if (reply.is_error()) return detail::error_from_reply("XADD", reply);
+    }
+    return {};
+  }
+
+  Result<ports::Subscription> subscribe(std::string_view topic, ports::Handler handler, ports::SubscribeOptions options) override {
+    if (auto bad = check_topic(topic)) return *bad;
+    if (!handler) return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": no handler"};
+    if (options.delivery == ports::Delivery::ephemeral) {
+      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": ephemeral delivery is not supported by the redis bus yet"};
+    }
+    if (options.concurrency < 1 || options.concurrency > 1024) {
+      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": concurrency must be 1-1024, got " +
+                                               std::to_string(options.concurrency)};
+    }
+    if (options.group.empty()) {
+      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": a durable subscription needs a group"};
+    }
+    if (auto problem = check_type_name(options.group)) {
+      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": group \"" + options.group + "\" " + *problem};
+    }
+    if (options.redelivery.max_attempts < 0) {
+      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": redelivery.max_attempts must be >= 0"};
+    }
+    if (options.consumer.empty()) options.consumer = "consumer-" + std::to_string(::getpid()) + "-" + new_uuid_v7();
+    auto subscription = std::make_unique<RedisSubscription>(shared_, std::string(topic), std::move(handler), std::move(options));
+    if (auto started = subscription->start(); !started) return std::move(started).error();
+    return ports::Subscription(std::move(subscription));
+  }
+
+  Result<std::vector<DeadLetter>> dead_letters(std::string_view topic, std::size_t max) override {
+    if (auto bad = check_topic(topic)) return *bad;
+    const TopicKeys keys(shared_->options, topic);
+    auto reply = shared_->connection.execute(Command{"XRANGE", keys.dead_letters, "-", "+", "COUNT", std::to_string(max)});
+    if (!reply) return std::move(reply).error();
+    std::vector<DeadLetter> letters;
+    for (const auto& item : reply->elements) {
+      if (!item.is_array() || item.elements.size() != 2) continue;
+      DeadLetter letter;
+      letter.id = item.elements[0].text;
+      const auto& fields = item.elements[1].elements;
+      for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        const auto& name = fields[i].text;
+        const auto& value = fields[i + 1].text;
+        if (name == "original") letter.original = value;
+        else if (name == "reason") letter.reason = value;
+        else if (name == "error") letter.error = value;
+        else if (name == "attempts") letter.attempts = static_cast<std::uint32_t>(to_integer(value).value_or(0));
+        else if (name == "failed_at") letter.failed_at = parse_rfc3339(value).value_or(Timestamp{});
+        else if (name == "topic") letter.topic = value;
+        else if (name == "group") letter.group = value;
+        else if (name == "consumer") letter.consumer = value;
+      }
+      letters.push_back(std::move(letter));
+    }
+    return letters;
+  }
+
+  ports::Health health() override { return shared_->connection.health(); }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace
+
+std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options) { return std::make_unique<RedisBus>(std::move(options)); }
+
+}  // namespace baton::adapters::redis

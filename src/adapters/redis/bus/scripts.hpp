@@ -1,0 +1,90 @@
+#pragma once
+// The bus's Lua scripts. Every key a script touches shares the topic's hash tag.
+// Ownership: an outcome script first checks XPENDING for the entry: it must still be pending, held by
+// ARGV consumer, with the delivery count the consumer saw. Otherwise it changes nothing and returns 0.
+
+#include <string_view>
+
+namespace baton::adapters::redis::scripts {
+
+constexpr std::string_view owns = R"lua(
+local function owns(stream, group, id, consumer, deliveries)
+  local p = redis.call('XPENDING', stream, group, id, id, 1)
+  return #p == 1 and p[1][2] == consumer and tostring(p[1][4]) == deliveries
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+)lua";
+
+// KEYS: done mark, in-flight lease. ARGV: consumer, lease ms.
+// "done": already handled by the group; "busy": another delivery of the same id is being handled.
+constexpr std::string_view begin = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'go' end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 'go'
+end
+return 'busy'
+)lua";
+
+// KEYS: stream, done mark, in-flight lease. ARGV: group, id, consumer, deliveries, done ttl ms.
+constexpr std::string_view complete = R"lua(
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+redis.call('DEL', KEYS[3])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: stream, retry set, in-flight lease. ARGV: group, id, consumer, deliveries, delay ms, next body.
+constexpr std::string_view retry = R"lua(
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: stream, dead-letter stream, in-flight lease.
+// ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic.
+constexpr std::string_view dead_letter = R"lua(
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
+           'failed_at', ARGV[9], 'topic', ARGV[10], 'group', ARGV[1], 'consumer', ARGV[3], 'source_id', ARGV[2])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// Hands an entry back at once (a stopping consumer): idle time so large that the next XAUTOCLAIM
+// of any consumer takes it. KEYS: stream, in-flight lease. ARGV: group, id, consumer, deliveries.
+constexpr std::string_view release = R"lua(
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 2147483647, 'JUSTID')
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+)lua";
+
+// Keep-alive of a running handler's entry: resets its idle time if still owned.
+// KEYS: stream. ARGV: group, id, consumer, deliveries.
+constexpr std::string_view keep_alive = R"lua(
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+)lua";
+
+// Moves due redeliveries into the group's redelivery stream. KEYS: retry set, redelivery stream.
+// ARGV: max entries.
+constexpr std::string_view move_due = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+for _, body in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'e', body)
+  redis.call('ZREM', KEYS[1], body)
+end
+return #due
+)lua";
+
+}  // namespace baton::adapters::redis::scripts
