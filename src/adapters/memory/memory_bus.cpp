@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "baton/core/uuid.hpp"
+#include "baton/ports/bus_checks.hpp"
 
 namespace baton::adapters::memory {
 namespace {
@@ -19,20 +20,9 @@ using ports::Delivery;
 using SteadyTime = std::chrono::steady_clock::time_point;
 using Seq = std::uint64_t;
 
-constexpr std::string_view dead_letter_suffix = ".dlq";
 // When an entry carries an id that another consumer of the group is handling right now, it waits
 // this long before it is looked at again (then it is skipped if that handling succeeded).
 constexpr std::chrono::milliseconds same_id_in_flight_delay{5};
-
-std::optional<Error> check_topic(std::string_view topic) {
-  if (auto problem = check_type_name(topic)) {
-    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": " + *problem};
-  }
-  if (topic.size() >= dead_letter_suffix.size() && topic.ends_with(dead_letter_suffix)) {
-    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": the suffix .dlq is reserved for dead letters"};
-  }
-  return std::nullopt;
-}
 
 struct PendingEntry {
   std::string consumer;  // who holds it now; empty while it waits for (re)delivery
@@ -111,16 +101,6 @@ class EphemeralQueue {
   std::condition_variable_any ready_;
   std::deque<JsonEnvelope> queue_;
 };
-
-Result<void> call_handler(const ports::Handler& handler, const JsonEnvelope& envelope, const ports::DeliveryInfo& info) {
-  try {
-    return handler(envelope, info);
-  } catch (const std::exception& failure) {
-    return retryable_failure(std::string("handler threw: ") + failure.what());
-  } catch (...) {
-    return retryable_failure("handler threw a non-standard exception");
-  }
-}
 
 class ThreadsControl : public ports::Subscription::Control {
  public:
@@ -223,7 +203,7 @@ class DurableSubscription final : public ThreadsControl {
         continue;
       }
       lock.unlock();
-      auto outcome = call_handler(handler_, envelope, info);
+      auto outcome = ports::invoke_handler(handler_, envelope, info);
       lock.lock();
       finish(claimed->seq, envelope, outcome, stop);
     }
@@ -341,7 +321,7 @@ class EphemeralSubscription final : public ThreadsControl {
     const ports::DeliveryInfo info{topic_, {}, {}, stop};
     while (auto envelope = queue_->take(stop)) {
       // At-most-once: the outcome is not acted on.
-      (void)call_handler(handler_, *envelope, info);
+      (void)ports::invoke_handler(handler_, *envelope, info);
     }
   }
 
@@ -372,23 +352,10 @@ class MemoryBus final : public ports::MessageBus {
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
                              const ports::PublishOptions& options) override {
-    if (auto bad = check_topic(topic)) return *bad;
-    if (options.delivery == Delivery::durable && !options.mirror_to_stream.empty()) {
-      return Error{errc::invalid_argument, "publish: mirror_to_stream applies to ephemeral publishes only"};
-    }
-    if (!options.mirror_to_stream.empty()) {
-      if (auto bad = check_topic(options.mirror_to_stream)) return *bad;
-    }
+    if (auto bad = ports::check_publish(topic, envelopes, options, capabilities(), state_->options.limits)) return *bad;
     std::vector<std::string> bodies;
     bodies.reserve(envelopes.size());
-    for (const auto& envelope : envelopes) {
-      if (auto valid = validate(envelope, state_->options.limits); !valid) {
-        const auto& problem = valid.error();
-        return Error{problem.problem == DecodeProblem::too_large ? errc::too_large : errc::invalid_argument,
-                     "publish to \"" + std::string(topic) + "\": " + problem.message()};
-      }
-      bodies.push_back(encode(envelope));
-    }
+    for (const auto& envelope : envelopes) bodies.push_back(encode(envelope));
 
     std::vector<std::shared_ptr<EphemeralQueue>> receivers;
     {
@@ -413,12 +380,7 @@ class MemoryBus final : public ports::MessageBus {
 
   Result<ports::Subscription> subscribe(std::string_view topic, ports::Handler handler,
                                         ports::SubscribeOptions options) override {
-    if (auto bad = check_topic(topic)) return *bad;
-    if (!handler) return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": no handler"};
-    if (options.concurrency < 1 || options.concurrency > 1024) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": concurrency must be 1-1024, got " +
-                                               std::to_string(options.concurrency)};
-    }
+    if (auto bad = ports::check_subscribe(topic, handler, options, capabilities())) return *bad;
     if (options.delivery == Delivery::ephemeral) {
       auto queue = std::make_shared<EphemeralQueue>(state_->options.ephemeral_queue_limit);
       {
@@ -429,15 +391,6 @@ class MemoryBus final : public ports::MessageBus {
                                                                           std::move(handler), options.concurrency));
     }
 
-    if (options.group.empty()) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": a durable subscription needs a group"};
-    }
-    if (auto problem = check_type_name(options.group)) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": group \"" + options.group + "\" " + *problem};
-    }
-    if (options.redelivery.max_attempts < 0) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": redelivery.max_attempts must be >= 0"};
-    }
     if (options.consumer.empty()) options.consumer = "consumer-" + new_uuid_v7();
     {
       std::lock_guard lock(state_->mutex);
@@ -453,7 +406,7 @@ class MemoryBus final : public ports::MessageBus {
   }
 
   Result<std::vector<DeadLetter>> dead_letters(std::string_view topic, std::size_t max) override {
-    if (auto bad = check_topic(topic)) return *bad;
+    if (auto bad = ports::check_topic(topic)) return *bad;
     std::lock_guard lock(state_->mutex);
     const auto found = state_->topics.find(topic);
     if (found == state_->topics.end()) return std::vector<DeadLetter>{};

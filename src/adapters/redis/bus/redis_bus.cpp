@@ -13,6 +13,7 @@
 
 #include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
+#include "baton/ports/bus_checks.hpp"
 #include "bus/scripts.hpp"
 #include "connection/connection.hpp"
 
@@ -28,16 +29,6 @@ constexpr std::string_view dead_letter_suffix = ".dlq";
 constexpr std::string_view body_field = "e";
 // An entry whose id another consumer of the group is handling right now is looked at again after this.
 constexpr std::chrono::milliseconds same_id_in_flight_delay{20};
-
-std::optional<Error> check_topic(std::string_view topic) {
-  if (auto problem = check_type_name(topic)) {
-    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": " + *problem};
-  }
-  if (topic.ends_with(dead_letter_suffix)) {
-    return Error{errc::invalid_argument, "topic \"" + std::string(topic) + "\": the suffix .dlq is reserved for dead letters"};
-  }
-  return std::nullopt;
-}
 
 std::string with_owns(std::string_view script) { return std::string(scripts::owns) + std::string(script); }
 
@@ -355,15 +346,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
 
     const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token()};
-    Result<void> outcome = ok();
-    try {
-      outcome = handler_(envelope, info);
-    } catch (const std::exception& failure) {
-      outcome = retryable_failure(std::string("handler threw: ") + failure.what());
-    } catch (...) {
-      outcome = retryable_failure("handler threw a non-standard exception");
-    }
-
+    const Result<void> outcome = ports::invoke_handler(handler_, envelope, info);
     if (outcome) {
       finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
       return;
@@ -461,20 +444,11 @@ class RedisBus final : public ports::MessageBus {
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
                              const ports::PublishOptions& options) override {
-    if (auto bad = check_topic(topic)) return *bad;
-    if (options.delivery == ports::Delivery::ephemeral || !options.mirror_to_stream.empty()) {
-      return Error{errc::invalid_argument, "publish to \"" + std::string(topic) +
-                                               "\": ephemeral delivery and mirroring are not supported by the redis bus yet"};
-    }
+    if (auto bad = ports::check_publish(topic, envelopes, options, capabilities(), shared_->options.limits)) return *bad;
     const TopicKeys keys(shared_->options, topic);
     std::vector<Command> commands;
     commands.reserve(envelopes.size());
     for (const auto& envelope : envelopes) {
-      if (auto valid = validate(envelope, shared_->options.limits); !valid) {
-        const auto& problem = valid.error();
-        return Error{problem.problem == DecodeProblem::too_large ? errc::too_large : errc::invalid_argument,
-                     "publish to \"" + std::string(topic) + "\": " + problem.message()};
-      }
       commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), encode(envelope)});
     }
     auto replies = shared_->connection.execute_pipeline(std::move(commands));
@@ -486,24 +460,7 @@ class RedisBus final : public ports::MessageBus {
   }
 
   Result<ports::Subscription> subscribe(std::string_view topic, ports::Handler handler, ports::SubscribeOptions options) override {
-    if (auto bad = check_topic(topic)) return *bad;
-    if (!handler) return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": no handler"};
-    if (options.delivery == ports::Delivery::ephemeral) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": ephemeral delivery is not supported by the redis bus yet"};
-    }
-    if (options.concurrency < 1 || options.concurrency > 1024) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": concurrency must be 1-1024, got " +
-                                               std::to_string(options.concurrency)};
-    }
-    if (options.group.empty()) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": a durable subscription needs a group"};
-    }
-    if (auto problem = check_type_name(options.group)) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": group \"" + options.group + "\" " + *problem};
-    }
-    if (options.redelivery.max_attempts < 0) {
-      return Error{errc::invalid_argument, "subscribe \"" + std::string(topic) + "\": redelivery.max_attempts must be >= 0"};
-    }
+    if (auto bad = ports::check_subscribe(topic, handler, options, capabilities())) return *bad;
     if (options.consumer.empty()) options.consumer = "consumer-" + std::to_string(::getpid()) + "-" + new_uuid_v7();
     auto subscription = std::make_unique<RedisSubscription>(shared_, std::string(topic), std::move(handler), std::move(options));
     if (auto started = subscription->start(); !started) return std::move(started).error();
@@ -511,7 +468,7 @@ class RedisBus final : public ports::MessageBus {
   }
 
   Result<std::vector<DeadLetter>> dead_letters(std::string_view topic, std::size_t max) override {
-    if (auto bad = check_topic(topic)) return *bad;
+    if (auto bad = ports::check_topic(topic)) return *bad;
     const TopicKeys keys(shared_->options, topic);
     auto reply = shared_->connection.execute(Command{"XRANGE", keys.dead_letters, "-", "+", "COUNT", std::to_string(max)});
     if (!reply) return std::move(reply).error();

@@ -1,0 +1,31 @@
+#pragma once
+// The checks every MessageBus adapter makes the same way, so that every adapter refuses the same
+// bad input with the same words (the contract suite relies on it).
+
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "baton/core/codec.hpp"
+#include "baton/ports/message_bus.hpp"
+
+namespace baton::ports {
+
+// A topic name: dotted [A-Za-z0-9_-] segments, not ending in the reserved ".dlq".
+std::optional<Error> check_topic(std::string_view topic);
+
+// Publish options the adapter supports, and every envelope valid by the codec's rules.
+// errc::invalid_argument, or errc::too_large for an oversized payload; the detail names the field.
+std::optional<Error> check_publish(std::string_view topic, std::span<const JsonEnvelope> envelopes,
+                                   const PublishOptions& options, const BusCapabilities& capabilities,
+                                   const CodecLimits& limits);
+
+// Subscribe options: a handler, a supported delivery mode, concurrency 1-1024, and for durable
+// subscriptions a valid group and a non-negative attempt budget.
+std::optional<Error> check_subscribe(std::string_view topic, const Handler& handler, const SubscribeOptions& options,
+                                     const BusCapabilities& capabilities);
+
+// Calls the handler; an exception that escapes it becomes a retryable failure with its text.
+Result<void> invoke_handler(const Handler& handler, const JsonEnvelope& envelope, const DeliveryInfo& info);
+
+}  // namespace baton::ports
