@@ -10,6 +10,8 @@
 //   - A caller that finds the lease held waits (polling, up to wait_timeout) for the result, or with
 //     wait = false answers errc::in_progress at once.
 //   - If fn fails, the lease is released and the error returned: the next caller runs fn again.
+//   - If storing the result fails for a passing reason (the store restarting), it is retried for up
+//     to half the lease, so a short outage does not make a later caller run fn again.
 //   - If the runner dies, its lease expires after lease_ttl and the next caller runs fn. So fn must
 //     finish well within lease_ttl; a runner that outlives its lease may overlap a second one (the
 //     second store of the result is then refused, and `lease_lost` says so).
@@ -116,8 +118,24 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
         (void)store.del_if(key, *lease);  // let the next caller try; if this fails the lease expires
         return std::move(result).error();
       }
-      auto saved = store.cas(key, *lease, detail::done_once_record(boost::json::value_from(*result)),
-                             options.result_ttl);
+      // The effect has happened: storing its result must not be given up lightly, or a later caller
+      // would run fn again. A store that is briefly away (a restart) is waited for, within the lease.
+      const auto done_record = detail::done_once_record(boost::json::value_from(*result));
+      const auto store_deadline = options.clock->steady_now() + options.lease_ttl / 2;
+      auto saved = store.cas(key, *lease, done_record, options.result_ttl);
+      for (auto pause = std::chrono::milliseconds{5}; !saved && is_retryable(saved.error()) &&
+                                                      options.clock->steady_now() < store_deadline;
+           pause = std::min(pause * 2, std::chrono::milliseconds{200})) {
+        if (!options.clock->sleep_for(pause, options.stop)) break;
+        saved = store.cas(key, *lease, done_record, options.result_ttl);
+        if (!saved && saved.error() == errc::conflict) {
+          // An earlier try may have landed with its reply lost: then the record is ours and done.
+          auto now_stored = store.get(key);
+          if (now_stored && *now_stored && detail::parse_once_record((*now_stored)->value).state == detail::OnceState::done) {
+            return Outcome{std::move(result).value(), true, false};
+          }
+        }
+      }
       if (!saved && saved.error() != errc::conflict) return std::move(saved).error();
       return Outcome{std::move(result).value(), true, !saved};
     }

@@ -61,6 +61,7 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, for a dead letter of a malformed entry
   std::int64_t deliveries = 1;
+  std::string lease_key;  // the in-flight lease once the handler has begun; kept alive with the entry
 };
 
 std::optional<std::int64_t> to_integer(std::string_view text) {
@@ -101,7 +102,7 @@ struct Shared {
   std::string release_script = with_owns(scripts::release);
   std::string keep_alive_script = with_owns(scripts::keep_alive);
   std::string move_due_script = with_owns(scripts::move_due);
-  std::string begin_script = std::string(scripts::begin);
+  std::string begin_script = with_owns(scripts::begin);
   std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
 
@@ -178,10 +179,10 @@ class RedisSubscription final : public ports::Subscription::Control {
         keep_alive();
         next_keep_alive = now + keep_alive_every;
       }
-      const std::size_t room = wait_for_room();
-      if (room == 0) continue;
-      // Never block past the next housekeeping moment.
+      // Never wait past the next housekeeping moment.
       const auto until = std::min({next_move, next_reclaim, next_keep_alive});
+      const std::size_t room = wait_for_room(until);
+      if (room == 0) continue;
       const auto block = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
                                     std::chrono::milliseconds{1}, shared_->options.block);
       read(std::min(room, shared_->options.read_count), block);
@@ -189,10 +190,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // How many more entries the workers can take; waits (briefly) while they are all busy.
-  std::size_t wait_for_room() {
+  std::size_t wait_for_room(std::chrono::steady_clock::time_point until) {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = static_cast<std::size_t>(options_.concurrency) * 2;
-    changed_.wait_for(lock, stop_.get_token(), shared_->options.block, [&] { return queue_.size() < capacity; });
+    changed_.wait_until(lock, stop_.get_token(), until, [&] { return queue_.size() < capacity; });
     return queue_.size() < capacity ? capacity - queue_.size() : 0;
   }
 
@@ -269,15 +270,19 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
   }
 
+  // Every entry this consumer holds, waiting in the queue or running, stays ours while we live:
+  // slowness alone never hands it to another consumer.
   void keep_alive() {
     std::vector<Entry> held;
     {
       std::lock_guard lock(mutex_);
       held.assign(running_.begin(), running_.end());
+      held.insert(held.end(), queue_.begin(), queue_.end());
     }
     for (const auto& entry : held) {
-      (void)shared_->eval(shared_->keep_alive_script, {entry.stream},
-                          {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)});
+      (void)shared_->eval(shared_->keep_alive_script, {entry.stream, entry.lease_key.empty() ? no_lease() : entry.lease_key},
+                          {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries),
+                           std::to_string(shared_->options.reclaim_idle.count())});
     }
   }
 
@@ -328,13 +333,19 @@ class RedisSubscription final : public ports::Subscription::Control {
     const JsonEnvelope& envelope = *decoded;
     const std::string done_key = keys_.group_key(options_.group, "done") + ":" + envelope.id;
     const std::string lease_key = keys_.group_key(options_.group, "inflight") + ":" + envelope.id;
-    auto begun = shared_->eval(shared_->begin_script, {done_key, lease_key},
-                               {options_.consumer, std::to_string(shared_->options.reclaim_idle.count())});
+    auto begun = eval_persistently(shared_->begin_script, {entry.stream, done_key, lease_key},
+                                   {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries),
+                                    std::to_string(shared_->options.reclaim_idle.count())});
     if (!begun) {
       // Could not even look: leave the entry pending; it comes back through reclaim.
       shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", begun.error().message()}});
       return;
     }
+    if (begun->text == "lost") {
+      shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
+      return;
+    }
+    set_running_lease(entry, lease_key);
     if (begun->text == "done") {
       finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
       return;
@@ -385,11 +396,32 @@ class RedisSubscription final : public ports::Subscription::Control {
     finish(shared_->release_script, entry, {entry.stream, lease_key}, {});
   }
 
+  // A script that records an outcome is retried while Redis is briefly away (a restart): giving up
+  // would leave work done but unrecorded, to be done again. The entry stays ours meanwhile, since
+  // nobody can reclaim it from a server that is down; the budget stays well inside reclaim_idle.
+  Result<Reply> eval_persistently(const std::string& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
+    const auto deadline = std::chrono::steady_clock::now() + shared_->options.reclaim_idle / 2;
+    auto pause = std::chrono::milliseconds{5};
+    while (true) {
+      auto reply = shared_->eval(script, keys, arguments);
+      if (reply || !is_retryable(reply.error()) || std::chrono::steady_clock::now() + pause >= deadline) return reply;
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds{200});
+    }
+  }
+
+  void set_running_lease(const Entry& entry, const std::string& lease_key) {
+    std::lock_guard lock(mutex_);
+    for (auto& held : running_) {
+      if (held.id == entry.id && held.stream == entry.stream) held.lease_key = lease_key;
+    }
+  }
+
   // Runs an outcome script: the common arguments (group, id, consumer, deliveries) come first.
   void finish(const std::string& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
     std::vector<std::string> arguments{options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)};
     for (auto& argument : extra) arguments.push_back(std::move(argument));
-    auto done = shared_->eval(script, std::move(keys), std::move(arguments));
+    auto done = eval_persistently(script, std::move(keys), std::move(arguments));
     if (!done) {
       // Unknown whether it ran: the entry stays pending and comes back through reclaim; dedup
       // keeps a completed one from running again.

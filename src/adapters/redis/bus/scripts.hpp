@@ -18,23 +18,28 @@ local function now_ms()
 end
 )lua";
 
-// KEYS: done mark, in-flight lease. ARGV: consumer, lease ms.
+// KEYS: stream, done mark, in-flight lease. ARGV: group, id, consumer, deliveries, lease ms.
+// "lost": the entry was reclaimed by another consumer while it waited here: do not run it.
 // "done": already handled by the group; "busy": another delivery of the same id is being handled.
 constexpr std::string_view begin = R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'go' end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 'lost' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
+if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[5]) then return 'go' end
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
   return 'go'
 end
 return 'busy'
 )lua";
 
 // KEYS: stream, done mark, in-flight lease. ARGV: group, id, consumer, deliveries, done ttl ms.
+// The done mark is written even when the entry is no longer ours: the work did happen, and whoever
+// holds the entry now must find it done. Only the owner acks.
 constexpr std::string_view complete = R"lua(
-if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+local mine = owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
-redis.call('DEL', KEYS[3])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+if not mine then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -68,11 +73,13 @@ if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 )lua";
 
-// Keep-alive of a running handler's entry: resets its idle time if still owned.
-// KEYS: stream. ARGV: group, id, consumer, deliveries.
+// Keep-alive of an entry this consumer holds (waiting or running): resets its idle time and renews
+// its in-flight lease, if still owned. KEYS: stream, in-flight lease. ARGV: group, id, consumer,
+// deliveries, lease ms.
 constexpr std::string_view keep_alive = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 return 1
 )lua";
 
