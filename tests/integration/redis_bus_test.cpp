@@ -56,6 +56,8 @@ Result<void> record_effect(ports::KVStore& kv, const JsonEnvelope& envelope) {
   return {};
 }
 
+std::string stream_key(const std::string& topic) { return "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic; }
+
 std::int64_t effect_count(ports::KVStore& kv, const std::string& id) {
   auto value = kv.get("effect:" + id);
   if (!value || !*value) return 0;
@@ -161,7 +163,7 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
   subscription->stop();
   for (const auto& id : ids) EXPECT_EQ(effect_count(*kv, id), 1) << "envelope " << id;
   // Nothing is left pending for the group.
-  const auto pending = server.cli({"XPENDING", "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic, "workers"});
+  const auto pending = server.cli({"XPENDING", stream_key(topic), "workers"});
   EXPECT_EQ(pending.substr(0, 2), "0\n") << pending;
 }
 
@@ -228,6 +230,68 @@ TEST(RedisBus, MalformedEntriesAndWrongPayloadsLandInTheDeadLetters) {
   EXPECT_EQ(letters[1].original, "{not json");
   EXPECT_EQ(letters[2].reason, "permanent_failure");
   EXPECT_NE(letters[2].error.find("payload"), std::string::npos) << letters[2].error;
+}
+
+long long stream_length(const RedisServer& server, const std::string& topic) {
+  return std::stoll(server.cli({"XLEN", stream_key(topic)}));
+}
+
+TEST(RedisBus, RetentionNeverTrimsWhatAGroupHasNotAcked) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("retention");
+  auto options = bus_options(server);
+  options.retain_acked = 0ms;
+  auto bus = make_redis_bus(options);
+  test::Recorder fast, late;
+  // Group "late" exists but does not read yet (it was subscribed once, then stopped).
+  (void)bus->subscribe(topic, [](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> { return {}; },
+                       durable("late", "late-1"));
+  auto reader = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    fast.add(e);
+    return {};
+  }, durable("fast", "fast-1"));
+  ASSERT_TRUE(reader);
+  constexpr int messages = 50;
+  for (int n = 0; n < messages; ++n) ASSERT_TRUE(bus->publish(topic, make_envelope("test.retention", boost::json::value(n))));
+  ASSERT_TRUE(fast.wait_for_count(messages));
+  // An absence cannot be waited for: give the trimmer three of its rounds (one per reclaim
+  // interval) to do the wrong thing while "late" has read nothing.
+  for (int round = 0; round < 3; ++round) std::this_thread::sleep_for(options.reclaim_interval);
+  EXPECT_EQ(stream_length(server, topic), messages) << "trimmed entries that group \"late\" never read";
+
+  auto catching_up = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    late.add(e);
+    return {};
+  }, durable("late", "late-2"));
+  ASSERT_TRUE(catching_up);
+  ASSERT_TRUE(late.wait_for_count(messages)) << "group \"late\" lost entries to retention";
+  // Once both groups acked everything, it goes (MINID keeps at most the last delivered entry).
+  EXPECT_TRUE(test::eventually([&] { return stream_length(server, topic) <= 1; }));
+}
+
+TEST(RedisBus, AnEntryTrimmedWhilePendingBecomesADeadLetterNotAnEmptyMessage) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("trimmed");
+  auto options = bus_options(server, 100ms);
+  auto bus = make_redis_bus(options);
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.trimmed", boost::json::value(1))));
+  // A consumer reads it and vanishes; then a naive MAXLEN trim (not Baton's) drops it while pending.
+  server.cli({"XGROUP", "CREATE", stream_key(topic), "workers", "0"});
+  server.cli({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "10", "STREAMS", stream_key(topic), ">"});
+  server.cli({"XTRIM", stream_key(topic), "MAXLEN", "0"});
+  std::atomic<int> handled{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++handled;
+    return {};
+  }, durable("workers", "survivor"));
+  ASSERT_TRUE(subscription);
+  std::vector<ports::DeadLetter> letters;
+  ASSERT_TRUE(test::eventually([&] {
+    letters = bus->dead_letters(topic).value_or({});
+    return !letters.empty();
+  }));
+  EXPECT_EQ(letters.front().reason, "trimmed_while_pending");
+  EXPECT_EQ(handled.load(), 0) << "an entry without a body was handed to the handler";
 }
 
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {

@@ -14,6 +14,9 @@
 // - crash recovery: entries idle longer than reclaim_idle are taken over with XAUTOCLAIM; a handler
 //   that is still running renews its entries' idle time (keep-alive), so slowness alone never
 //   causes a second delivery.
+// - retention: trimmed by MINID below what every group has acked (and older than retain_acked),
+//   never by a blind MAXLEN; an entry trimmed while pending anyway (by hand) becomes a dead letter
+//   "trimmed_while_pending" instead of an empty message.
 
 #include <chrono>
 #include <cstddef>
@@ -32,6 +35,9 @@ struct RedisBusOptions {
   std::chrono::milliseconds reclaim_idle{30'000};   // an entry idle this long belongs to a dead consumer
   std::chrono::milliseconds reclaim_interval{1'000};  // how often XAUTOCLAIM looks
   std::chrono::milliseconds retry_poll{20};         // how often due redeliveries are moved back
+  // Retention: an entry is trimmed once every group has acked it and it is older than this. Entries
+  // some group has pending or not yet read are never trimmed (no blind MAXLEN).
+  std::chrono::milliseconds retain_acked{600'000};
   int tag_segments = 1;  // the hash tag is the topic's first N dotted segments (see REDIS-KEYS.md)
   CodecLimits limits{};
 };

@@ -102,6 +102,7 @@ struct Shared {
   std::string release_script = with_owns(scripts::release);
   std::string keep_alive_script = with_owns(scripts::keep_alive);
   std::string move_due_script = with_owns(scripts::move_due);
+  std::string trim_script = with_owns(scripts::trim_acked);
   std::string begin_script = with_owns(scripts::begin);
   std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
@@ -173,6 +174,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       }
       if (now >= next_reclaim) {
         reclaim();
+        trim();
         next_reclaim = now + shared_->options.reclaim_interval;
       }
       if (now >= next_keep_alive) {
@@ -272,6 +274,13 @@ class RedisSubscription final : public ports::Subscription::Control {
 
   // Every entry this consumer holds, waiting in the queue or running, stays ours while we live:
   // slowness alone never hands it to another consumer.
+  void trim() {
+    for (const auto& stream : {keys_.stream, redeliveries_}) {
+      auto trimmed = shared_->eval(shared_->trim_script, {stream}, {std::to_string(shared_->options.retain_acked.count())});
+      if (!trimmed) shared_->logger.warn("trimming failed", {{"topic", topic_}, {"error", trimmed.error().message()}});
+    }
+  }
+
   void keep_alive() {
     std::vector<Entry> held;
     {

@@ -94,4 +94,36 @@ end
 return #due
 )lua";
 
+// Retention that never drops what a group still needs: trims below the oldest entry that any group
+// has pending or not yet delivered, and below the retention horizon for acked entries.
+// KEYS: stream. ARGV: keep acked entries this many ms. Returns the number of entries trimmed.
+constexpr std::string_view trim_acked = R"lua(
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function older(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local keep = nil
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  -- Entries after last-delivered-id were never delivered; keeping that id itself keeps them all.
+  local candidate = info['last-delivered-id']
+  if tonumber(info['pending']) > 0 then
+    local oldest = redis.call('XPENDING', KEYS[1], info['name'])[2]
+    if older(oldest, candidate) then candidate = oldest end
+  end
+  if keep == nil or older(candidate, keep) then keep = candidate end
+end
+if keep == nil then return 0 end
+local horizon = tostring(now_ms() - tonumber(ARGV[1])) .. '-0'
+if older(horizon, keep) then keep = horizon end
+return redis.call('XTRIM', KEYS[1], 'MINID', keep)
+)lua";
+
 }  // namespace baton::adapters::redis::scripts
