@@ -294,6 +294,33 @@ TEST(RedisBus, AnEntryTrimmedWhilePendingBecomesADeadLetterNotAnEmptyMessage) {
   EXPECT_EQ(handled.load(), 0) << "an entry without a body was handed to the handler";
 }
 
+TEST(RedisBus, EphemeralSubscriberResubscribesAfterTheServerRestarts) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("live");
+  auto bus = make_redis_bus(bus_options(server));
+  test::Recorder heard;
+  ports::SubscribeOptions options;
+  options.delivery = ports::Delivery::ephemeral;
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    heard.add(e);
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription) << subscription.error().message();
+  ports::PublishOptions ephemeral;
+  ephemeral.delivery = ports::Delivery::ephemeral;
+  const auto publish_until_heard = [&](std::size_t count) {
+    return test::eventually([&] {
+      (void)bus->publish(topic, make_envelope("test.live", boost::json::value(1)), ephemeral);
+      return heard.wait_for_count(count, 50ms);
+    });
+  };
+  ASSERT_TRUE(publish_until_heard(1));
+  server.kill9();
+  server.restart();
+  const auto before = heard.count();
+  EXPECT_TRUE(publish_until_heard(before + 1)) << "the subscriber did not subscribe again after the restart";
+}
+
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {
   RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right"}});
   auto options = bus_options(server);

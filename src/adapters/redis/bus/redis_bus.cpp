@@ -103,6 +103,7 @@ struct Shared {
   std::string keep_alive_script = with_owns(scripts::keep_alive);
   std::string move_due_script = with_owns(scripts::move_due);
   std::string trim_script = with_owns(scripts::trim_acked);
+  std::string publish_mirrored_script = std::string(scripts::publish_mirrored);
   std::string begin_script = with_owns(scripts::begin);
   std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
@@ -463,6 +464,85 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::vector<std::thread> workers_;
 };
 
+// Ephemeral (at-most-once) delivery: Redis PUBLISH/SUBSCRIBE on a subscriber connection of its own,
+// resubscribed after every reconnect. Messages arriving while the connection is away are missed:
+// that is what ephemeral means; use mirror_to_stream for a durable copy.
+std::string channel_for(const RedisBusOptions& options, std::string_view topic) {
+  return options.redis.key_prefix + ":ephemeral:" + std::string(topic);
+}
+
+class EphemeralSubscription final : public ports::Subscription::Control {
+ public:
+  EphemeralSubscription(std::shared_ptr<Shared> shared, std::string topic, ports::Handler handler, int concurrency)
+      : shared_(std::move(shared)), topic_(std::move(topic)), channel_(channel_for(shared_->options, topic_)),
+        handler_(std::move(handler)) {
+    RedisOptions subscriber = shared_->options.redis;
+    subscriber.client_name += ":subscriber";
+    connection_ = std::make_unique<Connection>(subscriber, [this](std::string, std::string payload) { offer(std::move(payload)); });
+    for (int i = 0; i < concurrency; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  ~EphemeralSubscription() override { EphemeralSubscription::stop(); }
+
+  Result<void> start() { return connection_->subscribe(channel_); }
+
+  void stop() override {
+    if (stopped_.exchange(true)) return;
+    stop_.request_stop();
+    for (auto& worker : workers_) {
+      if (worker.joinable()) worker.join();
+    }
+    connection_.reset();
+  }
+
+ private:
+  // On the connection's io thread: never block it; past the cap, drop (at-most-once) and say so.
+  void offer(std::string payload) {
+    std::lock_guard lock(mutex_);
+    if (inbox_.size() >= inbox_limit) {
+      if (dropped_++ % 1000 == 0) {
+        shared_->logger.warn("ephemeral inbox full: dropping messages", {{"topic", topic_}, {"dropped", dropped_}});
+      }
+      return;
+    }
+    inbox_.push_back(std::move(payload));
+    ready_.notify_one();
+  }
+
+  void work() {
+    const ports::DeliveryInfo info{topic_, {}, {}, stop_.get_token()};
+    while (true) {
+      std::string payload;
+      {
+        std::unique_lock lock(mutex_);
+        if (!ready_.wait(lock, stop_.get_token(), [&] { return !inbox_.empty(); })) return;
+        payload = std::move(inbox_.front());
+        inbox_.pop_front();
+      }
+      auto envelope = decode(payload, shared_->options.limits);
+      if (!envelope) {
+        shared_->logger.error("ephemeral message does not decode; dropped", {{"topic", topic_}, {"error", envelope.error().message()}});
+        continue;
+      }
+      (void)ports::invoke_handler(handler_, *envelope, info);  // at-most-once: the outcome is not acted on
+    }
+  }
+
+  static constexpr std::size_t inbox_limit = 10'000;
+  std::shared_ptr<Shared> shared_;
+  std::string topic_;
+  std::string channel_;
+  ports::Handler handler_;
+  std::unique_ptr<Connection> connection_;
+  std::mutex mutex_;
+  std::condition_variable_any ready_;
+  std::deque<std::string> inbox_;
+  std::uint64_t dropped_ = 0;
+  std::stop_source stop_;
+  std::atomic<bool> stopped_{false};
+  std::vector<std::thread> workers_;
+};
+
 class RedisBus final : public ports::MessageBus {
  public:
   explicit RedisBus(RedisBusOptions options) : shared_(std::make_shared<Shared>(std::move(options))) {}
@@ -473,8 +553,8 @@ class RedisBus final : public ports::MessageBus {
     capabilities.redelivery = true;
     capabilities.dead_letters = true;
     capabilities.dedup_by_id = true;
-    capabilities.ephemeral = false;         // PUBLISH/SUBSCRIBE: not in this build yet
-    capabilities.mirror_to_stream = false;
+    capabilities.ephemeral = true;
+    capabilities.mirror_to_stream = true;
     capabilities.survives_process_restart = true;
     return capabilities;
   }
@@ -486,22 +566,39 @@ class RedisBus final : public ports::MessageBus {
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
                              const ports::PublishOptions& options) override {
     if (auto bad = ports::check_publish(topic, envelopes, options, capabilities(), shared_->options.limits)) return *bad;
-    const TopicKeys keys(shared_->options, topic);
     std::vector<Command> commands;
     commands.reserve(envelopes.size());
-    for (const auto& envelope : envelopes) {
-      commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), encode(envelope)});
+    if (options.delivery == ports::Delivery::durable) {
+      const TopicKeys keys(shared_->options, topic);
+      for (const auto& envelope : envelopes) {
+        commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), encode(envelope)});
+      }
+    } else if (options.mirror_to_stream.empty()) {
+      for (const auto& envelope : envelopes) {
+        commands.push_back(Command{"PUBLISH", channel_for(shared_->options, topic), encode(envelope)});
+      }
+    } else {
+      const TopicKeys mirror(shared_->options, options.mirror_to_stream);
+      for (const auto& envelope : envelopes) {
+        commands.push_back(Command{"EVAL", shared_->publish_mirrored_script, "1", mirror.stream,
+                                   channel_for(shared_->options, topic), encode(envelope)});
+      }
     }
     auto replies = shared_->connection.execute_pipeline(std::move(commands));
     if (!replies) return std::move(replies).error();
     for (const auto& reply : *replies) {
-      if (reply.is_error()) return detail::error_from_reply("XADD", reply);
+      if (reply.is_error()) return detail::error_from_reply(options.delivery == ports::Delivery::durable ? "XADD" : "PUBLISH", reply);
     }
     return {};
   }
 
   Result<ports::Subscription> subscribe(std::string_view topic, ports::Handler handler, ports::SubscribeOptions options) override {
     if (auto bad = ports::check_subscribe(topic, handler, options, capabilities())) return *bad;
+    if (options.delivery == ports::Delivery::ephemeral) {
+      auto ephemeral = std::make_unique<EphemeralSubscription>(shared_, std::string(topic), std::move(handler), options.concurrency);
+      if (auto started = ephemeral->start(); !started) return std::move(started).error();
+      return ports::Subscription(std::move(ephemeral));
+    }
     if (options.consumer.empty()) options.consumer = "consumer-" + std::to_string(::getpid()) + "-" + new_uuid_v7();
     auto subscription = std::make_unique<RedisSubscription>(shared_, std::string(topic), std::move(handler), std::move(options));
     if (auto started = subscription->start(); !started) return std::move(started).error();

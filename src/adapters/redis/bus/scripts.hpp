@@ -126,4 +126,11 @@ if older(horizon, keep) then keep = horizon end
 return redis.call('XTRIM', KEYS[1], 'MINID', keep)
 )lua";
 
+// An ephemeral publish mirrored into a stream, both or neither. KEYS: mirror stream.
+// ARGV: channel, body.
+constexpr std::string_view publish_mirrored = R"lua(
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+)lua";
+
 }  // namespace baton::adapters::redis::scripts

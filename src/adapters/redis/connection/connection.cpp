@@ -18,6 +18,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace baton::adapters::redis::detail {
@@ -72,11 +73,18 @@ Error error_from_reply(std::string_view command, const Reply& reply) {
   return {code, std::string(command) + ": " + std::string(text)};
 }
 
+// A pushed pub/sub message: ["message", channel, payload].
+bool is_pushed_message(const Reply& reply) {
+  return reply.is_array() && reply.elements.size() == 3 && reply.elements[0].text == "message";
+}
+
 struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
-  explicit Impl(RedisOptions redis_options)
-      : options(std::move(redis_options)), writer_wake(io), retry_timer(io) {}
+  Impl(RedisOptions redis_options, PushHandler push)
+      : options(std::move(redis_options)), on_push(std::move(push)), writer_wake(io), retry_timer(io) {}
 
   RedisOptions options;
+  PushHandler on_push;               // set on subscriber connections
+  std::set<std::string> channels;    // subscribed channels, guarded by mutex; renewed on reconnect
   asio::io_context io;
   asio::steady_timer writer_wake;
   asio::steady_timer retry_timer;
@@ -272,6 +280,10 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     }
     if (options.db != 0) commands.push_back(Command{"SELECT", std::to_string(options.db)});
     if (!options.client_name.empty()) commands.push_back(Command{"CLIENT", "SETNAME", options.client_name});
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& channel : channels) commands.push_back(Command{"SUBSCRIBE", channel});
+    }
     if (commands.empty()) co_return;
     std::string buffer;
     for (const auto& command : commands) encode_command(buffer, command);
@@ -285,6 +297,10 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       if (!next) throw ConnectionFailure{next.error()};
       if (*next) {
         const Reply& reply = **next;
+        if (on_push && is_pushed_message(reply)) {
+          on_push(reply.elements[1].text, reply.elements[2].text);
+          continue;
+        }
         if (reply.is_error()) {
           // "AUTH" alone, never its arguments: they hold the password.
           throw ConnectionFailure{error_from_reply(commands[answered].front(), reply), true};
@@ -347,6 +363,10 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   }
 
   void deliver(Reply reply) {
+    if (on_push && is_pushed_message(reply)) {
+      on_push(std::move(reply.elements[1].text), std::move(reply.elements[2].text));
+      return;
+    }
     if (in_flight.empty()) {
       throw ConnectionFailure{Error{errc::decode_failed, "redis protocol: a reply nobody asked for from " + options.endpoint()}};
     }
@@ -359,7 +379,35 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   }
 };
 
-Connection::Connection(RedisOptions options) : impl_(std::make_shared<Impl>(std::move(options))) { impl_->start(); }
+Connection::Connection(RedisOptions options) : impl_(std::make_shared<Impl>(std::move(options), nullptr)) {
+  impl_->start();
+}
+
+Connection::Connection(RedisOptions options, PushHandler on_push)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(on_push))) {
+  impl_->start();
+}
+
+Result<void> Connection::subscribe(const std::string& channel) {
+  if (!impl_->on_push) return Error{errc::invalid_argument, "SUBSCRIBE on a connection that is not a subscriber"};
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->channels.insert(channel);
+  }
+  auto confirmed = execute(Command{"SUBSCRIBE", channel});
+  if (!confirmed) return std::move(confirmed).error();
+  return {};
+}
+
+Result<void> Connection::unsubscribe(const std::string& channel) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->channels.erase(channel);
+  }
+  auto confirmed = execute(Command{"UNSUBSCRIBE", channel});
+  if (!confirmed) return std::move(confirmed).error();
+  return {};
+}
 
 Connection::~Connection() { impl_->stop(); }
 

@@ -8,6 +8,7 @@
 // (the late reply would shift every later one), so the next requests get a fresh one.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,9 +23,15 @@ namespace baton::adapters::redis::detail {
 
 using Command = std::vector<std::string>;
 
+// A message pushed by the server on a subscriber connection: (channel, payload).
+using PushHandler = std::function<void(std::string channel, std::string payload)>;
+
 class Connection {
  public:
   explicit Connection(RedisOptions options);
+  // A subscriber connection (Redis requires pub/sub on a connection of its own): messages go to
+  // `on_push`, and the channels subscribed are subscribed again after every reconnect.
+  Connection(RedisOptions options, PushHandler on_push);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -36,6 +43,10 @@ class Connection {
   // the caller can tell which command failed.
   Result<std::vector<Reply>> execute_pipeline(std::vector<Command> commands,
                                               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  // Subscriber connections only. Returns once Redis confirmed the subscription.
+  Result<void> subscribe(const std::string& channel);
+  Result<void> unsubscribe(const std::string& channel);
 
   ports::Health health();
   const RedisOptions& options() const noexcept;
