@@ -11,8 +11,9 @@ packages=(
   libhiredis-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # the real server the integration tests and the demo start on a loopback port
-  redis-server redis-tools
+  # the real server the integration tests and the demo start on a loopback port, and openssl to
+  # make the certificates of the TLS tests
+  redis-server redis-tools openssl
 )
 
 missing=()

@@ -162,6 +162,65 @@ TEST(RedisConnection, AStalledServerTimesOutThenRecovers) {
   EXPECT_TRUE(test::eventually([&] { return connection.execute({"PING"}, 500ms).has_value(); }));
 }
 
+TEST(RedisConnectionTls, VerifiesTheServerAndWorks) {
+  RedisServer server({.append_only = false, .tls = true});
+  auto options = options_for(server);
+  ASSERT_TRUE(options.tls);
+  Connection connection(options);
+  ASSERT_TRUE(connection.execute({"SET", "over", "tls"})) << connection.health().detail;
+  EXPECT_EQ(connection.execute({"GET", "over"})->text, "tls");
+  EXPECT_NE(server.cli({"GET", "over"}).find("tls"), std::string::npos);
+}
+
+TEST(RedisConnectionTls, AServerSignedByAnotherCaIsRefusedFast) {
+  RedisServer server({.append_only = false, .tls = true});
+  auto options = options_for(server);
+  options.tls_ca_file = server.file("other-ca.crt").string();
+  Connection connection(options);
+  const auto started = std::chrono::steady_clock::now();
+  auto refused = connection.execute({"PING"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), errc::permission_denied) << refused.error().message();
+  EXPECT_NE(refused.error().detail.find("certificate verify failed"), std::string::npos) << refused.error().detail;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+TEST(RedisConnectionTls, TheCertificateMustNameTheServer) {
+  RedisServer server({.append_only = false, .tls = true});
+  auto options = options_for(server);
+  options.tls_server_name = "redis.example.org";  // the certificate says localhost and 127.0.0.1
+  Connection connection(options);
+  auto refused = connection.execute({"PING"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), errc::permission_denied) << refused.error().message();
+  EXPECT_NE(refused.error().detail.find("redis.example.org"), std::string::npos) << refused.error().detail;
+}
+
+TEST(RedisConnectionTls, ClientCertificateWhenTheServerAsks) {
+  RedisServer server({.append_only = false, .tls = true, .tls_client_certificates = true});
+  auto without = options_for(server);
+  without.request_timeout = 1s;
+  Connection anonymous(without);
+  EXPECT_FALSE(anonymous.execute({"PING"})) << "the server let in a client without a certificate";
+
+  auto with = options_for(server);
+  with.tls_cert_file = server.file("client.crt").string();
+  with.tls_key_file = server.file("client.key").string();
+  Connection identified(with);
+  auto pong = identified.execute({"PING"});
+  ASSERT_TRUE(pong) << pong.error().message();
+  EXPECT_EQ(pong->text, "PONG");
+}
+
+TEST(RedisConnectionTls, AnUnreadableCaFileIsAClearPermanentError) {
+  auto options = parse_redis_url("rediss://127.0.0.1:1?ca_file=/nonexistent/ca.pem").value();
+  Connection connection(options);
+  auto refused = connection.execute({"PING"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), errc::invalid_argument);
+  EXPECT_NE(refused.error().detail.find("/nonexistent/ca.pem"), std::string::npos) << refused.error().detail;
+}
+
 TEST(RedisConnection, HealthMeasuresAPing) {
   RedisServer server({.append_only = false});
   Connection connection(options_for(server));

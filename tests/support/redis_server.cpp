@@ -59,12 +59,55 @@ bool answers_ping(std::uint16_t port) {
   return ok;
 }
 
+
+void run_or_throw(const std::string& command) {
+  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
+}
+
+// Connects only: a TLS server cannot be pinged in plain text.
+bool accepts_connections(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace
+
+std::string RedisServer::url() const {
+  if (options_.tls) return "rediss://127.0.0.1:" + std::to_string(port_) + "?ca_file=" + file("ca.crt").string();
+  return "redis://127.0.0.1:" + std::to_string(port_);
+}
+
+void RedisServer::make_certificates() {
+  const std::string dir = directory_.string();
+  const auto make_ca = [&](const std::string& name) {
+    run_or_throw("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + name + " -keyout " + dir + "/" + name +
+                 ".key -out " + dir + "/" + name + ".crt");
+  };
+  const auto make_signed = [&](const std::string& name, const std::string& subject_alt_names) {
+    run_or_throw("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + dir + "/" + name + ".key -out " +
+                 dir + "/" + name + ".csr");
+    run_or_throw("sh -c 'printf \"subjectAltName=" + subject_alt_names + "\\n\" > " + dir + "/" + name + ".ext'");
+    run_or_throw("openssl x509 -req -days 2 -in " + dir + "/" + name + ".csr -CA " + dir + "/ca.crt -CAkey " + dir +
+                 "/ca.key -CAcreateserial -out " + dir + "/" + name + ".crt -extfile " + dir + "/" + name + ".ext");
+  };
+  make_ca("ca");
+  make_ca("other-ca");
+  make_signed("server", "DNS:localhost,IP:127.0.0.1");
+  make_signed("client", "DNS:baton-client");
+}
 
 RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
+  if (options_.tls) make_certificates();
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
     start();
@@ -89,6 +132,17 @@ void RedisServer::start() {
       "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", directory_.string(),
       "--save", "", "--appendonly", options_.append_only ? "yes" : "no", "--appendfsync", options_.appendfsync,
       "--daemonize", "no", "--protected-mode", "yes", "--logfile", (directory_ / "redis.log").string()};
+  if (options_.tls) {
+    // The port found free is used for TLS; the plain port is off.
+    arguments[2] = "0";
+    for (const auto& argument :
+         {std::string("--tls-port"), std::to_string(port_), std::string("--tls-cert-file"), file("server.crt").string(),
+          std::string("--tls-key-file"), file("server.key").string(), std::string("--tls-ca-cert-file"),
+          file("ca.crt").string(), std::string("--tls-auth-clients"),
+          std::string(options_.tls_client_certificates ? "yes" : "no")}) {
+      arguments.push_back(argument);
+    }
+  }
   arguments.insert(arguments.end(), options_.extra_arguments.begin(), options_.extra_arguments.end());
   std::vector<char*> argv;
   for (auto& argument : arguments) argv.push_back(argument.data());
@@ -110,7 +164,7 @@ void RedisServer::wait_until_ready() {
       pid_ = -1;
       throw std::runtime_error("redis-server exited at start");
     }
-    if (answers_ping(port_)) return;
+    if (options_.tls ? accepts_connections(port_) : answers_ping(port_)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
   }
   throw std::runtime_error("redis-server did not answer within 10 s");
@@ -138,6 +192,10 @@ void RedisServer::restart() {
 
 std::string RedisServer::cli(const std::vector<std::string>& arguments) const {
   std::string command = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
+  if (options_.tls) {
+    command += " --tls --cacert " + file("ca.crt").string();
+    if (options_.tls_client_certificates) command += " --cert " + file("client.crt").string() + " --key " + file("client.key").string();
+  }
   for (const auto& argument : arguments) command += " '" + argument + "'";
   command += " 2>&1";
   std::string output;

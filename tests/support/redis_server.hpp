@@ -15,6 +15,8 @@ struct RedisServerOptions {
   bool append_only = true;                    // AOF on, so a restart keeps what was acknowledged
   std::string appendfsync = "always";         // "always" or "everysec"
   std::vector<std::string> extra_arguments;   // e.g. {"--requirepass", "secret"}
+  bool tls = false;                           // TLS only (no plain port), certificates made by openssl
+  bool tls_client_certificates = false;       // with tls: clients must present a certificate
 };
 
 class RedisServer {
@@ -25,7 +27,11 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   std::uint16_t port() const noexcept { return port_; }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  // redis:// or, for a TLS server, rediss:// with the CA that signed the server's certificate.
+  std::string url() const;
+  // With tls: the certificate files in directory() (ca.crt signs server.crt and client.crt;
+  // other-ca.crt signs nothing the server uses).
+  std::filesystem::path file(const std::string& name) const { return directory_ / name; }
   const std::filesystem::path& directory() const noexcept { return directory_; }
   pid_t pid() const noexcept { return pid_; }
 
@@ -39,6 +45,7 @@ class RedisServer {
  private:
   void start();
   void wait_until_ready();
+  void make_certificates();
 
   RedisServerOptions options_;
   std::filesystem::path directory_;

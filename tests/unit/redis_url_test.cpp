@@ -59,11 +59,31 @@ TEST(RedisUrl, ErrorsNameThePartAndNeverThePassword) {
   EXPECT_FALSE(parse_redis_url("unix://relative.sock"));
 }
 
-TEST(RedisUrl, TlsIsRefusedClearlyUntilItIsBuilt) {
-  auto tls = parse_redis_url("rediss://host:6380");
-  ASSERT_FALSE(tls);
-  EXPECT_EQ(tls.error(), errc::invalid_argument);
-  EXPECT_NE(tls.error().detail.find("TLS"), std::string::npos);
+TEST(RedisUrl, TlsWithItsFiles) {
+  auto tls = parse_redis_url("rediss://worker:pw@redis.internal:6380/1?ca_file=/etc/ca.pem&cert_file=/c.pem&key_file=/k.pem&server_name=redis.example");
+  ASSERT_TRUE(tls) << tls.error().message();
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->host, "redis.internal");
+  EXPECT_EQ(tls->port, 6380);
+  EXPECT_EQ(tls->db, 1);
+  EXPECT_EQ(tls->tls_ca_file, "/etc/ca.pem");
+  EXPECT_EQ(tls->tls_cert_file, "/c.pem");
+  EXPECT_EQ(tls->tls_key_file, "/k.pem");
+  EXPECT_EQ(tls->tls_server_name, "redis.example");
+  EXPECT_FALSE(parse_redis_url("redis://host")->tls);
+}
+
+TEST(RedisUrl, TlsMistakesAreNamed) {
+  auto unknown = parse_redis_url("rediss://host?cafile=/x");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().detail,
+            "redis URL (rediss://...): unknown query parameter \"cafile\" (rediss:// takes ca_file, cert_file, key_file, server_name)");
+  auto half = parse_redis_url("rediss://host?cert_file=/c.pem");
+  ASSERT_FALSE(half);
+  EXPECT_EQ(half.error().detail, "redis URL (rediss://...): cert_file and key_file go together");
+  auto plain = parse_redis_url("redis://host?ca_file=/x");
+  ASSERT_FALSE(plain);
+  EXPECT_EQ(plain.error().detail, "redis URL (redis://...): query parameters are only for rediss:// URLs");
 }
 
 }  // namespace

@@ -34,10 +34,7 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
   RedisOptions options;
 
   const std::string scheme = view.scheme();
-  if (scheme == "rediss") {
-    return bad_url(url, "TLS (rediss://) is not supported by this build yet; use redis:// or unix://");
-  }
-  if (scheme != "redis" && scheme != "unix") {
+  if (scheme != "redis" && scheme != "rediss" && scheme != "unix") {
     return bad_url(url, "scheme \"" + scheme + "\" is not redis, rediss or unix");
   }
 
@@ -74,7 +71,19 @@ Result<RedisOptions> parse_redis_url(std::string_view url) {
     }
     std::string path = view.path();
     if (!path.empty() && path != "/") db_text = path.substr(1);
-    if (view.has_query()) return bad_url(url, "query parameters are not supported in redis:// URLs");
+    options.tls = scheme == "rediss";
+    if (view.has_query() && !options.tls) return bad_url(url, "query parameters are only for rediss:// URLs");
+    for (const auto& param : view.params()) {
+      const std::string key = param.key;
+      if (key == "ca_file") options.tls_ca_file = param.value;
+      else if (key == "cert_file") options.tls_cert_file = param.value;
+      else if (key == "key_file") options.tls_key_file = param.value;
+      else if (key == "server_name") options.tls_server_name = param.value;
+      else return bad_url(url, "unknown query parameter \"" + key + "\" (rediss:// takes ca_file, cert_file, key_file, server_name)");
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return bad_url(url, "cert_file and key_file go together");
+    }
   }
   if (!db_text.empty()) {
     const auto db = parse_number(db_text);

@@ -3,7 +3,11 @@
 //
 //   redis://[user:password@]host:port[/db]      TCP
 //   unix:///path/to/redis.sock[?db=N]          Unix socket (user/password as in redis://)
-//   rediss://...                                TLS (not in this build yet: refused with a clear error)
+//   rediss://[user:password@]host:port[/db][?ca_file=..&cert_file=..&key_file=..&server_name=..]
+//                                              TLS: the server's certificate is verified against
+//                                              ca_file (or the system's CAs) and its name against
+//                                              server_name (default: host); cert_file/key_file give
+//                                              a client certificate when the server asks for one
 //
 // Only the options struct lives here: the connection itself is hidden behind the adapters.
 
@@ -32,6 +36,11 @@ struct RedisOptions {
                         .max_attempts = 0,
                         .jitter = Jitter::full};  // backoff between connection attempts
   std::string key_prefix = "baton";       // every key the adapters write starts with "<prefix>:"
+  bool tls = false;                       // rediss://
+  std::string tls_ca_file;                // PEM CA bundle that signs the server's certificate; empty = system CAs
+  std::string tls_cert_file;              // PEM client certificate, when the server requires one
+  std::string tls_key_file;               // its private key
+  std::string tls_server_name;            // the name the certificate must carry; empty = host
 
   // "127.0.0.1:6379" or the socket path: for errors and logs (never the password).
   std::string endpoint() const;

@@ -5,6 +5,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
@@ -80,7 +83,39 @@ bool is_pushed_message(const Reply& reply) {
 
 struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   Impl(RedisOptions redis_options, PushHandler push)
-      : options(std::move(redis_options)), on_push(std::move(push)), writer_wake(io), retry_timer(io) {}
+      : options(std::move(redis_options)), on_push(std::move(push)), writer_wake(io), retry_timer(io) {
+    if (options.tls) set_up_tls();
+  }
+
+  // The TLS context, once: a CA or certificate file that cannot be read is a configuration error
+  // that no reconnect fixes, so every request is refused with it.
+  void set_up_tls() {
+    auto fail = [&](const std::string& what, const boost::system::error_code& error) {
+      permanent_error = Error{errc::invalid_argument, "TLS to " + options.endpoint() + ": " + what + ": " + error.message()};
+    };
+    if (!options.unix_socket.empty()) {
+      permanent_error = Error{errc::invalid_argument, "TLS over a unix socket is not supported"};
+      return;
+    }
+    ssl_context.emplace(asio::ssl::context::tls_client);
+    boost::system::error_code error;
+    ssl_context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_tlsv1 |
+                             asio::ssl::context::no_tlsv1_1, error);
+    ssl_context->set_verify_mode(asio::ssl::verify_peer, error);
+    if (options.tls_ca_file.empty()) {
+      ssl_context->set_default_verify_paths(error);
+      if (error) return fail("cannot load the system CA certificates", error);
+    } else {
+      ssl_context->load_verify_file(options.tls_ca_file, error);
+      if (error) return fail("cannot read CA file " + options.tls_ca_file, error);
+    }
+    if (!options.tls_cert_file.empty()) {
+      ssl_context->use_certificate_chain_file(options.tls_cert_file, error);
+      if (error) return fail("cannot read certificate file " + options.tls_cert_file, error);
+      ssl_context->use_private_key_file(options.tls_key_file, asio::ssl::context::pem, error);
+      if (error) return fail("cannot read key file " + options.tls_key_file, error);
+    }
+  }
 
   RedisOptions options;
   PushHandler on_push;               // set on subscriber connections
@@ -89,6 +124,8 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   asio::steady_timer writer_wake;
   asio::steady_timer retry_timer;
   std::optional<Socket> socket;
+  std::optional<asio::ssl::context> ssl_context;        // when options.tls
+  std::optional<asio::ssl::stream<Socket&>> tls;         // over *socket, for each TLS connection
   RespParser parser;
   std::thread thread;
 
@@ -190,6 +227,10 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   asio::awaitable<void> run() {
     RetrySchedule backoff(options.reconnect);
     int failures = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (permanent_error) co_return;  // the TLS set-up failed: every request is refused with its reason
+    }
     while (!stopping) {
       std::optional<Error> failure;
       bool refused = false;
@@ -238,8 +279,42 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     fail_in_flight(Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"});
   }
 
+  // Reads and writes go through TLS when it is on, straight to the socket otherwise.
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, boost::system::error_code& error) {
+    if (tls) co_return co_await tls->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, error));
+    co_return co_await socket->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, error));
+  }
+
+  asio::awaitable<void> write_all(asio::const_buffer buffer) {
+    if (tls) {
+      co_await asio::async_write(*tls, buffer, asio::use_awaitable);
+    } else {
+      co_await asio::async_write(*socket, buffer, asio::use_awaitable);
+    }
+  }
+
+  asio::awaitable<void> start_tls(asio::steady_timer& deadline) {
+    tls.emplace(*socket, *ssl_context);
+    const std::string name = options.tls_server_name.empty() ? options.host : options.tls_server_name;
+    // SNI, and the name the certificate must carry.
+    SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+    tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    boost::system::error_code error;
+    auto outcome = co_await (tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, error)) ||
+                             deadline.async_wait(asio::use_awaitable));
+    if (outcome.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "TLS handshake with " + options.endpoint() + " timed out"}};
+    if (error) {
+      // A certificate the client cannot trust will not become trustworthy by trying again.
+      const bool refused = error.category() == asio::error::get_ssl_category();
+      throw ConnectionFailure{Error{refused ? errc::permission_denied : errc::unavailable,
+                                    "TLS handshake with " + options.endpoint() + " (as " + name + "): " + error.message()},
+                              refused};
+    }
+  }
+
   asio::awaitable<void> connect() {
     parser = RespParser{};
+    tls.reset();
     socket.emplace(io);
     asio::steady_timer deadline(io);
     deadline.expires_after(options.connect_timeout);
@@ -261,6 +336,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       if (outcome.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "connect to " + options.endpoint() + " timed out"}};
       if (!error) {
         socket->set_option(asio::ip::tcp::no_delay(true));
+        if (ssl_context) co_await start_tls(deadline);
         co_return;
       }
       last = error.message();
@@ -289,7 +365,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     for (const auto& command : commands) encode_command(buffer, command);
     asio::steady_timer deadline(io);
     deadline.expires_after(options.connect_timeout);
-    co_await asio::async_write(*socket, asio::buffer(buffer), asio::use_awaitable);
+    co_await write_all(asio::buffer(buffer));
     std::array<char, 4096> chunk{};
     std::size_t answered = 0;
     while (answered < commands.size()) {
@@ -309,7 +385,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
         continue;
       }
       boost::system::error_code read_error;
-      auto read = co_await (socket->async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, read_error)) ||
+      auto read = co_await (read_some(asio::buffer(chunk), read_error) ||
                             deadline.async_wait(asio::use_awaitable));
       if (read.index() == 1) throw ConnectionFailure{Error{errc::unavailable, "handshake with " + options.endpoint() + " timed out"}};
       if (read_error) throw boost::system::system_error(read_error);
@@ -344,14 +420,16 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
         }
         continue;
       }
-      co_await asio::async_write(*socket, asio::buffer(buffer), asio::use_awaitable);
+      co_await write_all(asio::buffer(buffer));
     }
   }
 
   asio::awaitable<void> read_loop() {
     std::vector<char> chunk(64 * 1024);
     while (true) {
-      const auto size = co_await socket->async_read_some(asio::buffer(chunk), asio::use_awaitable);
+      boost::system::error_code error;
+      const auto size = co_await read_some(asio::buffer(chunk), error);
+      if (error) throw boost::system::system_error(error);
       parser.feed(std::string_view(chunk.data(), size));
       while (true) {
         auto next = parser.next();
