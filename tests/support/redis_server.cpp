@@ -35,46 +35,48 @@ std::uint16_t free_port() {
   return ntohs(address.sin_port);
 }
 
-bool answers_ping(std::uint16_t port) {
+// A socket connected to 127.0.0.1:port, or -1.
+int connect_loopback(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
+  if (fd < 0) return -1;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool answers_ping(std::uint16_t port) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return false;
   bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    const char ping[] = "*1\r\n$4\r\nPING\r\n";
-    if (::write(fd, ping, sizeof ping - 1) == static_cast<ssize_t>(sizeof ping - 1)) {
-      std::array<char, 64> reply{};
-      timeval timeout{1, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-      const auto got = ::read(fd, reply.data(), reply.size());
-      // +PONG, or -NOAUTH when a password is required: either way the server is up.
-      ok = got > 0 && (reply[0] == '+' || reply[0] == '-');
-      if (got > 0 && std::string_view(reply.data(), static_cast<std::size_t>(got)).starts_with("-LOADING")) ok = false;
-    }
+  const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  if (::write(fd, ping, sizeof ping - 1) == static_cast<ssize_t>(sizeof ping - 1)) {
+    std::array<char, 64> reply{};
+    timeval timeout{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    const auto got = ::read(fd, reply.data(), reply.size());
+    // +PONG, or -NOAUTH when a password is required: either way the server is up (but not -LOADING).
+    ok = got > 0 && (reply[0] == '+' || reply[0] == '-') &&
+         !std::string_view(reply.data(), static_cast<std::size_t>(got)).starts_with("-LOADING");
   }
   ::close(fd);
   return ok;
 }
 
+// Connects only: a TLS server cannot be pinged in plain text.
+bool accepts_connections(std::uint16_t port) {
+  const int fd = connect_loopback(port);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
+}
 
 void run_or_throw(const std::string& command) {
   if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
-// Connects only: a TLS server cannot be pinged in plain text.
-bool accepts_connections(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return ok;
 }
 
 }  // namespace
