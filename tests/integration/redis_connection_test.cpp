@@ -5,11 +5,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "connection/connection.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
+#include "support/unique_id.hpp"
 
 namespace baton::adapters::redis::detail {
 namespace {
@@ -30,6 +32,19 @@ TEST(RedisConnection, ExecutesCommands) {
   auto missing = connection.execute({"GET", "nothing"});
   ASSERT_TRUE(missing);
   EXPECT_TRUE(missing->is_nil());
+}
+
+TEST(RedisConnection, OverAUnixSocket) {
+  const auto socket_directory = std::filesystem::temp_directory_path() / test::unique_name("sock");
+  std::filesystem::create_directories(socket_directory);
+  const auto path = (socket_directory / "redis.sock").string();
+  RedisServer server({.append_only = false, .extra_arguments = {"--unixsocket", path, "--unixsocketperm", "700"}});
+  auto options = parse_redis_url("unix://" + path + "?db=1");
+  ASSERT_TRUE(options) << options.error().message();
+  Connection connection(*options);
+  ASSERT_TRUE(connection.execute({"SET", "via", "unix"}));
+  EXPECT_NE(server.cli({"-n", "1", "GET", "via"}).find("unix"), std::string::npos);
+  std::filesystem::remove_all(socket_directory);
 }
 
 TEST(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
