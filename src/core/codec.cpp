@@ -223,4 +223,11 @@ Result<void, DecodeError> validate(const JsonEnvelope& envelope, const CodecLimi
   return check_payload_size(envelope.payload, std::numeric_limits<std::size_t>::max(), limits);
 }
 
+Result<std::string, DecodeError> encode_validated(const JsonEnvelope& envelope, const CodecLimits& limits) {
+  if (auto checked = check_meta(envelope); !checked) return std::move(checked).error();
+  std::string text = encode(envelope);
+  if (auto checked = check_payload_size(envelope.payload, text.size(), limits); !checked) return std::move(checked).error();
+  return text;
+}
+
 }  // namespace baton

@@ -17,9 +17,8 @@ std::optional<Error> check_topic(std::string_view topic) {
   return std::nullopt;
 }
 
-std::optional<Error> check_publish(std::string_view topic, std::span<const JsonEnvelope> envelopes,
-                                   const PublishOptions& options, const BusCapabilities& capabilities,
-                                   const CodecLimits& limits) {
+std::optional<Error> check_publish(std::string_view topic, const PublishOptions& options,
+                                   const BusCapabilities& capabilities) {
   if (auto bad = check_topic(topic)) return bad;
   if (options.delivery == Delivery::ephemeral && !capabilities.ephemeral) {
     return invalid("publish to", topic, "this bus does not support ephemeral delivery");
@@ -31,14 +30,23 @@ std::optional<Error> check_publish(std::string_view topic, std::span<const JsonE
     }
     if (auto bad = check_topic(options.mirror_to_stream)) return bad;
   }
+  return std::nullopt;
+}
+
+Result<std::vector<std::string>> encode_for_publish(std::string_view topic, std::span<const JsonEnvelope> envelopes,
+                                                    const CodecLimits& limits) {
+  std::vector<std::string> bodies;
+  bodies.reserve(envelopes.size());
   for (const auto& envelope : envelopes) {
-    if (auto valid = validate(envelope, limits); !valid) {
-      const auto& problem = valid.error();
+    auto body = encode_validated(envelope, limits);
+    if (!body) {
+      const auto& problem = body.error();
       return Error{problem.problem == DecodeProblem::too_large ? errc::too_large : errc::invalid_argument,
                    "publish to \"" + std::string(topic) + "\": " + problem.message()};
     }
+    bodies.push_back(std::move(body).value());
   }
-  return std::nullopt;
+  return bodies;
 }
 
 std::optional<Error> check_subscribe(std::string_view topic, const Handler& handler, const SubscribeOptions& options,

@@ -289,6 +289,29 @@ TEST(Codec, DecodeErrorBecomesAPermanentError) {
   EXPECT_FALSE(is_retryable(error));
 }
 
+TEST(Codec, EncodeValidatedChecksAndEncodesInOnePass) {
+  const auto envelope = sample();
+  auto text = encode_validated(envelope);
+  ASSERT_TRUE(text) << text.error().message();
+  EXPECT_EQ(*text, encode(envelope));
+
+  auto bad = sample();
+  bad.type = "no spaces";
+  auto refused = encode_validated(bad);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "type");
+
+  auto big = sample();
+  big.payload = std::string(2000, 'x');
+  CodecLimits limits;
+  limits.max_payload_bytes = 1000;
+  auto too_large = encode_validated(big, limits);
+  ASSERT_FALSE(too_large);
+  EXPECT_EQ(too_large.error().message(), "envelope field \"payload\": 2002 bytes, over the limit of 1000");
+  limits.max_payload_bytes = 2002;
+  EXPECT_TRUE(encode_validated(big, limits)) << "exactly at the limit is allowed";
+}
+
 TEST(Codec, ValidateReportsLikeDecode) {
   auto envelope = sample();
   envelope.tenant_id = "";

@@ -35,4 +35,8 @@ Result<JsonEnvelope, DecodeError> decode(std::string_view text, const CodecLimit
 // tenant, timestamp, attempts or an oversized payload is reported exactly as decode would.
 Result<void, DecodeError> validate(const JsonEnvelope& envelope, const CodecLimits& limits = {});
 
+// validate + encode in one pass, for publishers: the payload is measured on its own only when the
+// whole text could be over the limit, so the common case serialises once.
+Result<std::string, DecodeError> encode_validated(const JsonEnvelope& envelope, const CodecLimits& limits = {});
+
 }  // namespace baton

@@ -4,7 +4,9 @@
 
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "baton/core/codec.hpp"
 #include "baton/ports/message_bus.hpp"
@@ -14,11 +16,14 @@ namespace baton::ports {
 // A topic name: dotted [A-Za-z0-9_-] segments, not ending in the reserved ".dlq".
 std::optional<Error> check_topic(std::string_view topic);
 
-// Publish options the adapter supports, and every envelope valid by the codec's rules.
-// errc::invalid_argument, or errc::too_large for an oversized payload; the detail names the field.
-std::optional<Error> check_publish(std::string_view topic, std::span<const JsonEnvelope> envelopes,
-                                   const PublishOptions& options, const BusCapabilities& capabilities,
-                                   const CodecLimits& limits);
+// The topic, and publish options the adapter supports.
+std::optional<Error> check_publish(std::string_view topic, const PublishOptions& options,
+                                   const BusCapabilities& capabilities);
+
+// Every envelope checked by the codec's rules and encoded, in order. errc::invalid_argument, or
+// errc::too_large for an oversized payload; the detail names the topic and the field.
+Result<std::vector<std::string>> encode_for_publish(std::string_view topic, std::span<const JsonEnvelope> envelopes,
+                                                    const CodecLimits& limits);
 
 // Subscribe options: a handler, a supported delivery mode, concurrency 1-1024, and for durable
 // subscriptions a valid group and a non-negative attempt budget.

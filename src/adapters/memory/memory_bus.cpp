@@ -352,10 +352,10 @@ class MemoryBus final : public ports::MessageBus {
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
                              const ports::PublishOptions& options) override {
-    if (auto bad = ports::check_publish(topic, envelopes, options, capabilities(), state_->options.limits)) return *bad;
-    std::vector<std::string> bodies;
-    bodies.reserve(envelopes.size());
-    for (const auto& envelope : envelopes) bodies.push_back(encode(envelope));
+    if (auto bad = ports::check_publish(topic, options, capabilities())) return *bad;
+    auto encoded = ports::encode_for_publish(topic, envelopes, state_->options.limits);
+    if (!encoded) return std::move(encoded).error();
+    const std::vector<std::string>& bodies = *encoded;
 
     std::vector<std::shared_ptr<EphemeralQueue>> receivers;
     {

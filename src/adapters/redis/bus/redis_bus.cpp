@@ -565,23 +565,21 @@ class RedisBus final : public ports::MessageBus {
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
                              const ports::PublishOptions& options) override {
-    if (auto bad = ports::check_publish(topic, envelopes, options, capabilities(), shared_->options.limits)) return *bad;
+    if (auto bad = ports::check_publish(topic, options, capabilities())) return *bad;
+    auto encoded = ports::encode_for_publish(topic, envelopes, shared_->options.limits);
+    if (!encoded) return std::move(encoded).error();
     std::vector<Command> commands;
     commands.reserve(envelopes.size());
     if (options.delivery == ports::Delivery::durable) {
       const TopicKeys keys(shared_->options, topic);
-      for (const auto& envelope : envelopes) {
-        commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), encode(envelope)});
-      }
+      for (auto& body : *encoded) commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), std::move(body)});
     } else if (options.mirror_to_stream.empty()) {
-      for (const auto& envelope : envelopes) {
-        commands.push_back(Command{"PUBLISH", channel_for(shared_->options, topic), encode(envelope)});
-      }
+      for (auto& body : *encoded) commands.push_back(Command{"PUBLISH", channel_for(shared_->options, topic), std::move(body)});
     } else {
       const TopicKeys mirror(shared_->options, options.mirror_to_stream);
-      for (const auto& envelope : envelopes) {
+      for (auto& body : *encoded) {
         commands.push_back(Command{"EVAL", shared_->publish_mirrored_script, "1", mirror.stream,
-                                   channel_for(shared_->options, topic), encode(envelope)});
+                                   channel_for(shared_->options, topic), std::move(body)});
       }
     }
     auto replies = shared_->connection.execute_pipeline(std::move(commands));
