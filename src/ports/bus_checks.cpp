@@ -68,6 +68,17 @@ std::optional<Error> check_subscribe(std::string_view topic, const Handler& hand
   return std::nullopt;
 }
 
+Result<void> StagedHandOff::publish(std::string_view topic, const JsonEnvelope& envelope) {
+  if (auto bad = check_topic(topic)) return *bad;
+  if (accepts_) {
+    if (auto bad = accepts_(topic)) return *bad;
+  }
+  auto body = encode_for_publish(topic, std::span<const JsonEnvelope>(&envelope, 1), limits_);
+  if (!body) return std::move(body).error();
+  outputs_.push_back(Output{std::string(topic), std::move(body->front())});
+  return {};
+}
+
 Result<void> invoke_handler(const Handler& handler, const JsonEnvelope& envelope, const DeliveryInfo& info) {
   try {
     return handler(envelope, info);

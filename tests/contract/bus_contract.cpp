@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -36,6 +37,14 @@ class BusCase : public ::testing::Test {
   ports::MessageBus& bus() { return *target_.bus; }
   const ports::BusCapabilities capabilities() { return bus().capabilities(); }
   const std::string& topic() const { return topic_; }
+
+  // A handler that records every envelope and acks it.
+  static ports::Handler recording(test::Recorder& recorder) {
+    return [&recorder](const JsonEnvelope& e, const DeliveryInfo&) -> Result<void> {
+      recorder.add(e);
+      return {};
+    };
+  }
 
   static JsonEnvelope message(int n) {
     return make_envelope("test.message", boost::json::value{{"n", n}});
@@ -411,6 +420,78 @@ void subscribe_refuses_bad_options(BusCase& t) {
   EXPECT_EQ(no_threads.error(), errc::invalid_argument);
 }
 
+void handoff_is_published_with_the_ack(BusCase& t) {
+  const std::string next = t.topic() + ".next";
+  test::Recorder downstream, handled;
+  std::atomic<bool> had_handoff{false};
+  auto phase = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo& info) -> Result<void> {
+    had_handoff = info.handoff != nullptr;
+    handled.add(e);
+    if (!info.handoff) return {};
+    return info.handoff->publish(next, child_envelope(e, "test.next", boost::json::value{{"from", number(e)}}));
+  }, t.durable());
+  ASSERT_TRUE(phase);
+  auto sink = t.bus().subscribe(next, BusCase::recording(downstream), t.durable("sink"));
+  ASSERT_TRUE(sink);
+  const auto sent = t.message(5);
+  ASSERT_TRUE(t.bus().publish(t.topic(), sent));
+  if (!t.capabilities().atomic_handoff) {
+    // Not promised: the handler must be told so (no HandOff), never given one that is not atomic.
+    ASSERT_TRUE(handled.wait_for_count(1));
+    EXPECT_FALSE(had_handoff.load());
+    GTEST_SKIP() << "adapter does not promise atomic_handoff";
+  }
+  ASSERT_TRUE(downstream.wait_for_count(1));
+  const auto child = downstream.seen().front();
+  EXPECT_EQ(child.corr_id, sent.corr_id);
+  EXPECT_EQ(child.causation_id, sent.id);
+  EXPECT_EQ(child.payload.at("from"), 5);
+}
+
+void handoff_of_a_failed_attempt_is_never_published(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().atomic_handoff, "atomic_handoff")) GTEST_SKIP();
+  const std::string next = t.topic() + ".next";
+  test::Recorder downstream;
+  auto phase = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo& info) -> Result<void> {
+    auto staged = info.handoff->publish(next, child_envelope(e, "test.next", boost::json::value{{"from", number(e)},
+                                                                                              {"attempt", e.attempts}}));
+    if (!staged) return staged;
+    if (number(e) == 1 && e.attempts < 3) return retryable_failure("fails after staging its output");
+    return {};
+  }, t.durable());
+  ASSERT_TRUE(phase);
+  auto sink = t.bus().subscribe(next, BusCase::recording(downstream), t.durable("sink"));
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(t.bus().publish(t.topic(), t.message(1)));
+  ASSERT_TRUE(t.bus().publish(t.topic(), t.message(2)));
+  ASSERT_TRUE(downstream.wait_for_count(2));
+  // Outputs staged by failed attempts would have been published before the successful ones.
+  const auto seen = downstream.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  for (const auto& output : seen) {
+    if (output.payload.at("from") == 1) {
+      EXPECT_EQ(output.payload.at("attempt"), 3) << "an output of a failed attempt leaked";
+    }
+  }
+}
+
+void handoff_refuses_a_bad_topic_at_once(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().atomic_handoff, "atomic_handoff")) GTEST_SKIP();
+  std::promise<Error> refused;
+  auto phase = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo& info) -> Result<void> {
+    auto staged = info.handoff->publish("not a topic", e);
+    refused.set_value(staged ? Error{} : staged.error());
+    return {};
+  }, t.durable());
+  ASSERT_TRUE(phase);
+  ASSERT_TRUE(t.bus().publish(t.topic(), t.message(1)));
+  auto future = refused.get_future();
+  ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
+  const auto error = future.get();
+  EXPECT_EQ(error, errc::invalid_argument) << error.message();
+  EXPECT_NE(error.detail.find("not a topic"), std::string::npos) << error.detail;
+}
+
 void health_is_ok(BusCase& t) {
   const auto health = t.bus().health();
   EXPECT_TRUE(health.ok) << health.detail;
@@ -433,6 +514,9 @@ constexpr detail::NamedCase<BusCase> bus_cases[] = {
     {"BusEphemeralCanMirrorIntoAStream", ephemeral_can_mirror_into_a_stream},
     {"BusPublishRefusesABadEnvelopeAndSaysWhy", publish_refuses_a_bad_envelope_and_says_why},
     {"BusSubscribeRefusesBadOptions", subscribe_refuses_bad_options},
+    {"BusHandOffIsPublishedWithTheAck", handoff_is_published_with_the_ack},
+    {"BusHandOffOfAFailedAttemptIsNeverPublished", handoff_of_a_failed_attempt_is_never_published},
+    {"BusHandOffRefusesABadTopicAtOnce", handoff_refuses_a_bad_topic_at_once},
     {"BusHealthIsOk", health_is_ok},
 };
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -319,6 +320,33 @@ TEST(RedisBus, EphemeralSubscriberResubscribesAfterTheServerRestarts) {
   server.restart();
   const auto before = heard.count();
   EXPECT_TRUE(publish_until_heard(before + 1)) << "the subscriber did not subscribe again after the restart";
+}
+
+TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {
+  RedisServer server({.append_only = false});
+  auto bus = make_redis_bus(bus_options(server));
+  std::promise<Error> refused;
+  auto phase = bus->subscribe("tenant-a.phase.plan.in", [&](const JsonEnvelope& e, const ports::DeliveryInfo& info) -> Result<void> {
+    auto same_slot = info.handoff->publish("tenant-a.phase.code.in", e);
+    EXPECT_TRUE(same_slot) << same_slot.error().message();
+    auto other_slot = info.handoff->publish("tenant-b.phase.code.in", e);
+    refused.set_value(other_slot ? Error{} : other_slot.error());
+    return other_slot;
+  }, durable("plan", "p1", 1));
+  ASSERT_TRUE(phase);
+  ASSERT_TRUE(bus->publish("tenant-a.phase.plan.in", make_envelope("test.slot", boost::json::value(1))));
+  auto future = refused.get_future();
+  ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
+  const auto error = future.get();
+  EXPECT_EQ(error, errc::invalid_argument);
+  EXPECT_NE(error.detail.find("{tenant-a} and {tenant-b}"), std::string::npos) << error.detail;
+  // The handler returned that permanent error: nothing was handed off, the input is a dead letter.
+  std::vector<ports::DeadLetter> letters;
+  ASSERT_TRUE(test::eventually([&] {
+    letters = bus->dead_letters("tenant-a.phase.plan.in").value_or({});
+    return !letters.empty();
+  }));
+  EXPECT_EQ(server.cli({"XLEN", "baton:{tenant-a}:tenant-a.phase.code.in"}), "0\n");
 }
 
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {

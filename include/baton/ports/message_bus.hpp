@@ -61,6 +61,7 @@ struct BusCapabilities {
   bool ephemeral = false;                 // at-most-once fan-out
   bool mirror_to_stream = false;          // ephemeral publish mirrored to a durable topic
   bool survives_process_restart = false;  // kept outside this process (Redis: yes; memory: no)
+  bool atomic_handoff = false;            // DeliveryInfo::handoff: outputs published with the ack, atomically
 };
 
 struct PublishOptions {
@@ -80,12 +81,26 @@ struct SubscribeOptions {
   std::chrono::milliseconds dedup_window{86'400'000};  // how long handled ids are remembered
 };
 
+// The messages a durable handler passes on to the next phase. They are published if and only if
+// the handler succeeds, in one atomic step with the ack and the group's dedup mark: a crash at any
+// instant neither loses the hand-off nor makes it twice, and a consumer that lost its entry to
+// another one (it was paused, say) has its late hand-off refused as a whole.
+class HandOff {
+ public:
+  virtual ~HandOff() = default;
+  // Stages `envelope` for `topic`. Checked at once: an invalid topic or envelope, or a topic the
+  // adapter cannot include in the same atomic step (on Redis: another hash slot), is
+  // errc::invalid_argument naming it (errc::too_large for an oversized payload).
+  virtual Result<void> publish(std::string_view topic, const JsonEnvelope& envelope) = 0;
+};
+
 // What a handler is told besides the envelope.
 struct DeliveryInfo {
   std::string_view topic;
   std::string_view group;     // empty for ephemeral
   std::string_view consumer;  // empty for ephemeral
   std::stop_token stop;       // requested when the subscription ends: finish soon or return errc::cancelled
+  HandOff* handoff = nullptr; // durable deliveries on a bus with atomic_handoff; null otherwise
 };
 
 using Handler = std::function<Result<void>(const JsonEnvelope& envelope, const DeliveryInfo& info)>;

@@ -48,6 +48,11 @@ struct Topic {
   std::vector<DeadLetter> dead_letters;
   Seq next_dead_letter = 1;
   std::vector<std::weak_ptr<EphemeralQueue>> ephemeral;
+
+  void append(std::string body) {
+    entries.push_back(std::move(body));
+    ++next_seq;
+  }
 };
 
 // Everything the bus knows; shared with the subscriptions' threads so that either may outlive the
@@ -203,9 +208,12 @@ class DurableSubscription final : public ThreadsControl {
         continue;
       }
       lock.unlock();
-      auto outcome = ports::invoke_handler(handler_, envelope, info);
+      ports::StagedHandOff handoff(state_->options.limits, nullptr);  // in one process every topic can be atomic
+      ports::DeliveryInfo delivery = info;
+      delivery.handoff = &handoff;
+      auto outcome = ports::invoke_handler(handler_, envelope, delivery);
       lock.lock();
-      finish(claimed->seq, envelope, outcome, stop);
+      finish(claimed->seq, envelope, outcome, stop, handoff.outputs());
     }
   }
 
@@ -217,10 +225,14 @@ class DurableSubscription final : public ThreadsControl {
     return false;
   }
 
-  void finish(Seq seq, const JsonEnvelope& envelope, const Result<void>& outcome, const std::stop_token& stop) {
+  // Caller holds the lock, so the hand-off, the mark and the ack are one step.
+  void finish(Seq seq, const JsonEnvelope& envelope, const Result<void>& outcome, const std::stop_token& stop,
+              const std::vector<ports::StagedHandOff::Output>& outputs) {
     auto& g = group();
     g.in_flight.erase(envelope.id);
     if (outcome) {
+      for (const auto& output : outputs) state_->topic(output.topic).append(output.body);
+      if (!outputs.empty()) state_->notify();
       remember_handled(g, envelope.id);
       ack(seq);
       return;
@@ -343,6 +355,7 @@ class MemoryBus final : public ports::MessageBus {
     capabilities.ephemeral = true;
     capabilities.mirror_to_stream = true;
     capabilities.survives_process_restart = false;
+    capabilities.atomic_handoff = true;
     return capabilities;
   }
 
@@ -418,10 +431,7 @@ class MemoryBus final : public ports::MessageBus {
 
  private:
   static void append(Topic& t, const std::vector<std::string>& bodies) {
-    for (const auto& body : bodies) {
-      t.entries.push_back(body);
-      ++t.next_seq;
-    }
+    for (const auto& body : bodies) t.append(body);
   }
 
   std::shared_ptr<State> state_;

@@ -43,13 +43,15 @@ struct TopicKeys {
       if (i + 1 < options.tag_segments) ++at;
     }
     if (at != std::string_view::npos) tag = topic.substr(0, at);
-    base = options.redis.key_prefix + ":{" + std::string(tag) + "}:" + std::string(topic);
+    hash_tag = std::string(tag);
+    base = options.redis.key_prefix + ":{" + hash_tag + "}:" + std::string(topic);
     stream = base;
     dead_letters = base + std::string(dead_letter_suffix);
   }
   std::string group_key(std::string_view group, std::string_view what) const {
     return base + ":" + std::string(what) + ":" + std::string(group);
   }
+  std::string hash_tag;
   std::string base;
   std::string stream;
   std::string dead_letters;
@@ -366,10 +368,24 @@ class RedisSubscription final : public ports::Subscription::Control {
       return;
     }
 
-    const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token()};
+    // Outputs must share this topic's hash tag: the hand-off is one script, in one slot.
+    ports::StagedHandOff handoff(shared_->options.limits, [this](std::string_view output) -> std::optional<Error> {
+      const TopicKeys target(shared_->options, output);
+      if (target.hash_tag == keys_.hash_tag) return std::nullopt;
+      return Error{errc::invalid_argument, "hand-off from \"" + topic_ + "\" to \"" + std::string(output) +
+                                               "\": different hash tags {" + keys_.hash_tag + "} and {" + target.hash_tag +
+                                               "} cannot be one atomic step (name both topics with the same first segment)"};
+    });
+    const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token(), &handoff};
     const Result<void> outcome = ports::invoke_handler(handler_, envelope, info);
     if (outcome) {
-      finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
+      std::vector<std::string> keys{entry.stream, done_key, lease_key};
+      std::vector<std::string> arguments{std::to_string(options_.dedup_window.count())};
+      for (const auto& output : handoff.outputs()) {
+        keys.push_back(TopicKeys(shared_->options, output.topic).stream);
+        arguments.push_back(output.body);
+      }
+      finish(shared_->complete_script, entry, std::move(keys), std::move(arguments));
       return;
     }
     const Error& failure = outcome.error();
@@ -556,6 +572,7 @@ class RedisBus final : public ports::MessageBus {
     capabilities.ephemeral = true;
     capabilities.mirror_to_stream = true;
     capabilities.survives_process_restart = true;
+    capabilities.atomic_handoff = true;
     return capabilities;
   }
 

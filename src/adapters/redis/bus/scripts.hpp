@@ -32,14 +32,21 @@ end
 return 'busy'
 )lua";
 
-// KEYS: stream, done mark, in-flight lease. ARGV: group, id, consumer, deliveries, done ttl ms.
-// The done mark is written even when the entry is no longer ours: the work did happen, and whoever
-// holds the entry now must find it done. Only the owner acks.
+// KEYS: stream, done mark, in-flight lease, then one stream per hand-off output.
+// ARGV: group, id, consumer, deliveries, done ttl ms, then one encoded envelope per output.
+// The owner publishes the outputs, writes the done mark and acks, all at once. A consumer that lost
+// the entry changes nothing when it has outputs (the owner will hand off); without outputs it
+// still writes the done mark, since the work did happen and whoever holds the entry now must skip it.
 constexpr std::string_view complete = R"lua(
 local mine = owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local outputs = #KEYS - 3
+if not mine then
+  if outputs == 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[5]) end
+  return 0
+end
+for i = 1, outputs do redis.call('XADD', KEYS[3 + i], '*', 'e', ARGV[5 + i]) end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
 if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
-if not mine then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
