@@ -16,6 +16,8 @@
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/core/once.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
+#include "baton/orchestrator/pipeline.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 #include "support/unique_id.hpp"
@@ -347,6 +349,61 @@ TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {
     return !letters.empty();
   }));
   EXPECT_EQ(server.cli({"XLEN", "baton:{tenant-a}:tenant-a.phase.code.in"}), "0\n");
+}
+
+// A two-phase pipeline on Redis: every hand-off is one script; every task completes exactly once.
+class Doubler final : public orchestrator::BaseOrchestrator<int, int> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~Doubler() override { stop(); }
+
+ protected:
+  Result<int> handle(const int& value, orchestrator::Context& context) override {
+    if (context.envelope.attempts == 1 && value % 10 == 0) return retryable_failure("every tenth fails once");
+    return value * 2;
+  }
+};
+
+TEST(RedisPipeline, EveryTaskCompletesExactlyOnceThroughAtomicHandOffs) {
+  RedisServer server;
+  auto bus = make_redis_bus(bus_options(server));
+  const auto pipeline = orchestrator::Pipeline::make({"first", "second"}, test::unique_name("p")).value();
+  std::vector<std::unique_ptr<Doubler>> phases;
+  for (const auto& name : pipeline.phases()) {
+    orchestrator::PhaseOptions options;
+    options.name = name;
+    options.input_topic = pipeline.input_topic(name);
+    options.output_topic = *pipeline.output_topic(name);
+    options.output_type = *pipeline.output_type(name);
+    options.concurrency = 4;
+    options.retry.base_delay = 5ms;
+    phases.push_back(std::make_unique<Doubler>(orchestrator::Ports{bus.get()}, options));
+    ASSERT_TRUE(phases.back()->start());
+  }
+  std::mutex mutex;
+  std::map<std::string, int> completions;  // corr_id -> times completed
+  test::Recorder completed;
+  auto sink = bus->subscribe(pipeline.completed_topic(), [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    {
+      std::lock_guard lock(mutex);
+      ++completions[e.corr_id];
+    }
+    completed.add(e);
+    return {};
+  }, durable("sink", "sink-1"));
+  ASSERT_TRUE(sink);
+  constexpr int tasks = 100;
+  std::map<std::string, int> expected;
+  for (int n = 0; n < tasks; ++n) {
+    auto task = make_envelope("phase.first.in", boost::json::value(n));
+    ASSERT_TRUE(bus->publish(pipeline.first_topic(), task));
+    expected[task.corr_id] = n * 4;
+  }
+  ASSERT_TRUE(completed.wait_for_count(tasks, 30s));
+  for (const auto& e : completed.seen()) EXPECT_EQ(e.payload, expected.at(e.corr_id));
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(completions.size(), static_cast<std::size_t>(tasks));
+  for (const auto& [corr_id, times] : completions) EXPECT_EQ(times, 1) << corr_id;
 }
 
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {

@@ -1,0 +1,155 @@
+#pragma once
+// BaseOrchestrator<In, Out>: one phase of a pipeline. It consumes its input topic in a consumer
+// group, decodes the typed In, calls handle(In, Context), and hands the Out on as a child envelope
+// (same corr_id, causation_id = the input's id) to its output topic: atomically with the ack and the
+// dedup mark (the bus's atomic hand-off), so a crash at any instant neither loses the hand-off nor
+// makes it twice, and a redelivered input whose hand-off already happened is acked and skipped.
+//
+// - An input whose payload does not decode as In is a permanent failure: a dead letter with the
+//   decode error, at once.
+// - handle()'s errors decide: retryable ones come back after the phase's backoff with attempts + 1,
+//   up to retry.max_attempts, then a dead letter; permanent ones are a dead letter at once.
+// - A handler past `timeout` has its stop token requested and its attempt counts as a retryable
+//   failure ("timed out"), whatever it returned.
+// - stop() (and the destructor): no new input is taken; handlers in flight finish (their stop token
+//   is requested); entries not handled stay unacked for another worker. Nothing is acked unhandled.
+
+#include <boost/json/value_from.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "baton/core/envelope.hpp"
+#include "baton/core/log.hpp"
+#include "baton/core/retry.hpp"
+#include "baton/orchestrator/deadline_watch.hpp"
+#include "baton/ports/ai_api.hpp"
+#include "baton/ports/kv_store.hpp"
+#include "baton/ports/message_bus.hpp"
+#include "baton/ports/secrets.hpp"
+#include "baton/ports/storage.hpp"
+
+namespace baton::orchestrator {
+
+// The ports a phase may use; only the bus is required.
+struct Ports {
+  ports::MessageBus* bus = nullptr;
+  ports::KVStore* kv = nullptr;
+  ports::AiApi* ai = nullptr;
+  ports::Storage* storage = nullptr;
+  ports::Secrets* secrets = nullptr;
+};
+
+struct PhaseOptions {
+  std::string name;             // the phase ("plan"); also its consumer group
+  std::string input_topic;      // what it consumes
+  std::string output_topic;     // where its Out goes
+  std::string output_type;      // the Out envelope's type; empty = output_topic
+  std::string consumer;         // this worker's name in the group; empty = generated
+  int concurrency = 1;          // handlers at once in this process
+  RetryPolicy retry{};          // backoff and attempt budget before the dead-letter queue
+  std::chrono::milliseconds timeout{60'000};  // per handle() call
+};
+
+// What handle() gets besides its input.
+struct Context {
+  const JsonEnvelope& envelope;      // the input as it arrived (attempts, headers, corr_id...)
+  log::Logger logger;                // carries corr_id, tenant_id, msg_id and the phase
+  std::stop_token stop;              // requested at the deadline or on shutdown
+  std::chrono::steady_clock::time_point deadline;
+  Ports ports;
+};
+
+template <class In, class Out>
+class BaseOrchestrator {
+ public:
+  BaseOrchestrator(Ports phase_ports, PhaseOptions options)
+      : ports_(phase_ports), options_(std::move(options)), logger_(log::Logger().child(options_.name)) {
+    if (options_.output_type.empty()) options_.output_type = options_.output_topic;
+  }
+  virtual ~BaseOrchestrator() = default;  // derived classes call stop() in theirs (handle() is theirs)
+  BaseOrchestrator(const BaseOrchestrator&) = delete;
+  BaseOrchestrator& operator=(const BaseOrchestrator&) = delete;
+
+  // Subscribes and starts handling. Refused when the bus cannot hand off atomically.
+  Result<void> start() {
+    if (!ports_.bus) return Error{errc::invalid_argument, "phase \"" + options_.name + "\": no message bus"};
+    if (!ports_.bus->capabilities().atomic_handoff) {
+      return Error{errc::invalid_argument, "phase \"" + options_.name + "\": the bus cannot hand off atomically"};
+    }
+    ports::SubscribeOptions subscribe;
+    subscribe.group = options_.name;
+    subscribe.consumer = options_.consumer;
+    subscribe.concurrency = options_.concurrency;
+    subscribe.redelivery = options_.retry;
+    auto subscription = ports_.bus->subscribe(
+        options_.input_topic, [this](const JsonEnvelope& envelope, const ports::DeliveryInfo& info) { return on_message(envelope, info); },
+        subscribe);
+    if (!subscription) return std::move(subscription).error();
+    subscription_ = std::move(*subscription);
+    logger_.info("phase started", {{"input", options_.input_topic}, {"output", options_.output_topic},
+                                   {"concurrency", options_.concurrency}});
+    return {};
+  }
+
+  void stop() {
+    if (!subscription_.active()) return;
+    subscription_.stop();
+    logger_.info("phase stopped");
+  }
+
+  const PhaseOptions& options() const noexcept { return options_; }
+
+ protected:
+  virtual Result<Out> handle(const In& input, Context& context) = 0;
+
+ private:
+  Result<void> on_message(const JsonEnvelope& envelope, const ports::DeliveryInfo& info) {
+    const auto logger = logger_.for_message(envelope).with("phase", boost::json::string(options_.name));
+    auto input = to_typed<In>(envelope);
+    if (!input) {
+      logger.error("input does not decode; dead-lettered", {{"error", input.error().message()}});
+      return permanent_failure("phase \"" + options_.name + "\": " + input.error().message());
+    }
+
+    // The handler's stop token: the subscription stopping, or the deadline passing.
+    std::stop_source cancel;
+    std::stop_callback forward(info.stop, [&cancel] { cancel.request_stop(); });
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + options_.timeout;
+    const auto watch = deadlines_.watch(deadline, cancel);
+    Context context{envelope, logger, cancel.get_token(), deadline, ports_};
+    auto output = handle(input->payload, context);
+    deadlines_.cancel(watch);
+    const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+
+    if (std::chrono::steady_clock::now() >= deadline && !info.stop.stop_requested()) {
+      logger.warn("timed out", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}});
+      return retryable_failure("phase \"" + options_.name + "\" timed out after " + std::to_string(options_.timeout.count()) + " ms");
+    }
+    if (!output) {
+      if (info.stop.stop_requested() && output.error() == errc::cancelled) return std::move(output).error();
+      logger.warn("failed", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms},
+                             {"retryable", is_retryable(output.error())}, {"error", output.error().message()}});
+      return std::move(output).error();
+    }
+    auto next = child_envelope(envelope, options_.output_type, boost::json::value_from(*output));
+    if (auto staged = info.handoff->publish(options_.output_topic, next); !staged) {
+      logger.error("hand-off refused", {{"error", staged.error().message()}});
+      return permanent_failure("phase \"" + options_.name + "\": " + staged.error().message());
+    }
+    logger.info("handled", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}, {"next_msg_id", next.id},
+                            {"to", options_.output_topic}});
+    return {};
+  }
+
+  Ports ports_;
+  PhaseOptions options_;
+  log::Logger logger_;
+  DeadlineWatch deadlines_;
+  ports::Subscription subscription_;
+};
+
+}  // namespace baton::orchestrator

@@ -1,0 +1,244 @@
+// BaseOrchestrator and Pipeline on the in-memory bus: typed phases, hand-off, failures, timeouts.
+
+#include <gtest/gtest.h>
+
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <map>
+#include <mutex>
+
+#include "baton/adapters/memory/memory_bus.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
+#include "baton/orchestrator/pipeline.hpp"
+#include "support/recorder.hpp"
+
+namespace orchestrator_demo {
+
+struct Task {
+  std::string text;
+};
+void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Task& task) { out = {{"text", task.text}}; }
+Task tag_invoke(boost::json::value_to_tag<Task>, const boost::json::value& in) {
+  return Task{boost::json::value_to<std::string>(in.at("text"))};
+}
+
+struct Plan {
+  std::string text;
+  int steps = 0;
+};
+void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Plan& plan) {
+  out = {{"text", plan.text}, {"steps", plan.steps}};
+}
+Plan tag_invoke(boost::json::value_to_tag<Plan>, const boost::json::value& in) {
+  return Plan{boost::json::value_to<std::string>(in.at("text")), boost::json::value_to<int>(in.at("steps"))};
+}
+
+}  // namespace orchestrator_demo
+
+namespace baton::orchestrator {
+namespace {
+
+using namespace std::chrono_literals;
+
+PhaseOptions phase_options(const Pipeline& pipeline, const std::string& name) {
+  PhaseOptions options;
+  options.name = name;
+  options.input_topic = pipeline.input_topic(name);
+  options.output_topic = *pipeline.output_topic(name);
+  options.output_type = *pipeline.output_type(name);
+  options.retry.base_delay = 1ms;
+  options.retry.max_delay = 5ms;
+  options.retry.max_attempts = 3;
+  return options;
+}
+
+// Plans a task; "flaky" tasks fail their first attempt, "slow" ones outlive the first deadline.
+class PlanPhase final : public BaseOrchestrator<orchestrator_demo::Task, orchestrator_demo::Plan> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~PlanPhase() override { stop(); }
+  std::atomic<int> calls{0};
+  std::atomic<int> saw_deadline_stop{0};
+
+ protected:
+  Result<orchestrator_demo::Plan> handle(const orchestrator_demo::Task& task, Context& context) override {
+    ++calls;
+    if (task.text == "flaky" && context.envelope.attempts == 1) return retryable_failure("flaky dependency");
+    if (task.text == "broken") return retryable_failure("always down");
+    if (task.text == "forbidden") return permanent_failure("not allowed");
+    if (task.text == "slow" && context.envelope.attempts == 1) {
+      while (!context.stop.stop_requested()) std::this_thread::sleep_for(1ms);
+      ++saw_deadline_stop;
+      return orchestrator_demo::Plan{task.text, 0};  // too late: the attempt counts as timed out anyway
+    }
+    return orchestrator_demo::Plan{task.text, static_cast<int>(task.text.size())};
+  }
+};
+
+class CountPhase final : public BaseOrchestrator<orchestrator_demo::Plan, orchestrator_demo::Plan> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~CountPhase() override { stop(); }
+
+ protected:
+  Result<orchestrator_demo::Plan> handle(const orchestrator_demo::Plan& plan, Context&) override { return orchestrator_demo::Plan{plan.text, plan.steps * 10}; }
+};
+
+class OrchestratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bus_ = adapters::memory::make_memory_bus();
+    pipeline_.emplace(Pipeline::make({"plan", "count"}).value());
+    plan_ = std::make_unique<PlanPhase>(Ports{bus_.get()}, phase_options(*pipeline_, "plan"));
+    auto count_options = phase_options(*pipeline_, "count");
+    count_ = std::make_unique<CountPhase>(Ports{bus_.get()}, count_options);
+    ASSERT_TRUE(plan_->start());
+    ASSERT_TRUE(count_->start());
+    ports::SubscribeOptions sink;
+    sink.group = "test-sink";
+    auto subscription = bus_->subscribe(pipeline_->completed_topic(), [this](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+      completed_.add(e);
+      return {};
+    }, sink);
+    ASSERT_TRUE(subscription);
+    sink_ = std::move(*subscription);
+  }
+
+  void TearDown() override {
+    sink_.stop();
+    plan_.reset();
+    count_.reset();
+  }
+
+  JsonEnvelope submit(const std::string& text) {
+    auto task = make_envelope("phase.plan.in", boost::json::value{{"text", text}}, EnvelopeOptions{.tenant_id = "acme"});
+    EXPECT_TRUE(bus_->publish(pipeline_->first_topic(), task));
+    return task;
+  }
+
+  std::vector<ports::DeadLetter> dead_letters_of(const std::string& phase, std::size_t at_least) {
+    std::vector<ports::DeadLetter> letters;
+    test::eventually([&] {
+      letters = bus_->dead_letters(pipeline_->input_topic(phase)).value_or({});
+      return letters.size() >= at_least;
+    });
+    return letters;
+  }
+
+  std::unique_ptr<ports::MessageBus> bus_;
+  std::optional<Pipeline> pipeline_;
+  std::unique_ptr<PlanPhase> plan_;
+  std::unique_ptr<CountPhase> count_;
+  ports::Subscription sink_;
+  test::Recorder completed_;
+};
+
+TEST(Pipeline, NamesTopicsInOneSpace) {
+  auto pipeline = Pipeline::make({"plan", "code", "certify", "deploy"});
+  ASSERT_TRUE(pipeline);
+  EXPECT_EQ(pipeline->first_topic(), "phase.plan.in");
+  EXPECT_EQ(pipeline->output_topic("plan"), "phase.code.in");
+  EXPECT_EQ(pipeline->output_type("plan"), "phase.code.in");
+  EXPECT_EQ(pipeline->output_topic("deploy"), "phase.completed");
+  EXPECT_EQ(pipeline->output_type("deploy"), "pipeline.completed");
+  EXPECT_FALSE(pipeline->output_topic("unknown"));
+  EXPECT_EQ(Pipeline::make({"a"}, "acme-3.phase")->first_topic(), "acme-3.phase.a.in");
+}
+
+TEST(Pipeline, RefusesBadPhasesNamingThem) {
+  EXPECT_EQ(Pipeline::make({}).error().detail, "pipeline: no phases");
+  EXPECT_EQ(Pipeline::make({"plan", "plan"}).error().detail, "pipeline phase \"plan\" appears twice");
+  EXPECT_EQ(Pipeline::make({"a.b"}).error().detail, "pipeline phase \"a.b\": a phase name is one segment (no dots)");
+  EXPECT_EQ(Pipeline::make({"completed"}).error().detail, "pipeline phase \"completed\": the name is reserved");
+}
+
+TEST_F(OrchestratorTest, CarriesATaskThroughEveryPhase) {
+  const auto task = submit("hello");
+  ASSERT_TRUE(completed_.wait_for_count(1));
+  const auto done = completed_.seen().front();
+  EXPECT_EQ(done.type, "pipeline.completed");
+  EXPECT_EQ(done.corr_id, task.corr_id);
+  EXPECT_EQ(done.tenant_id, "acme");
+  EXPECT_NE(done.causation_id, task.id) << "caused by the count phase's input, not the task";
+  EXPECT_EQ(done.payload.at("steps"), 50);
+}
+
+TEST_F(OrchestratorTest, ARetryableFailureComesBackAndHandsOffOnce) {
+  const auto task = submit("flaky");
+  const auto other = submit("steady");
+  ASSERT_TRUE(completed_.wait_for_count(2));
+  EXPECT_EQ(plan_->calls.load(), 3);  // flaky twice, steady once
+  const auto seen = completed_.seen();
+  EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [&](const auto& e) { return e.corr_id == task.corr_id; }), 1);
+}
+
+TEST_F(OrchestratorTest, AnUndecodableInputIsADeadLetterAtOnce) {
+  const auto wrong = make_envelope("phase.plan.in", boost::json::value{{"not_text", 1}});
+  ASSERT_TRUE(bus_->publish(pipeline_->first_topic(), wrong));
+  const auto letters = dead_letters_of("plan", 1);
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters.front().reason, "permanent_failure");
+  EXPECT_NE(letters.front().error.find("envelope field \"payload\""), std::string::npos) << letters.front().error;
+  EXPECT_EQ(plan_->calls.load(), 0);
+}
+
+TEST_F(OrchestratorTest, PermanentFailuresAndExhaustedRetriesAreDeadLetters) {
+  submit("forbidden");
+  submit("broken");
+  const auto letters = dead_letters_of("plan", 2);
+  ASSERT_EQ(letters.size(), 2u);
+  std::map<std::string, std::string> reasons;
+  for (const auto& letter : letters) reasons[letter.reason] = letter.error;
+  EXPECT_NE(reasons["permanent_failure"].find("not allowed"), std::string::npos);
+  EXPECT_NE(reasons["attempts_exhausted"].find("always down"), std::string::npos);
+  EXPECT_EQ(plan_->calls.load(), 1 + 3);
+  EXPECT_EQ(completed_.count(), 0u);
+}
+
+TEST(Orchestrator, AHandlerPastItsDeadlineIsStoppedAndTriedAgain) {
+  auto bus = adapters::memory::make_memory_bus();
+  auto pipeline = Pipeline::make({"plan"}).value();
+  auto options = phase_options(pipeline, "plan");
+  options.timeout = 50ms;
+  PlanPhase plan(Ports{bus.get()}, options);
+  ASSERT_TRUE(plan.start());
+  test::Recorder completed;
+  ports::SubscribeOptions sink;
+  sink.group = "sink";
+  auto subscription = bus->subscribe(pipeline.completed_topic(), [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    completed.add(e);
+    return {};
+  }, sink);
+  ASSERT_TRUE(bus->publish(pipeline.first_topic(), make_envelope("phase.plan.in", boost::json::value{{"text", "slow"}})));
+  ASSERT_TRUE(completed.wait_for_count(1));
+  EXPECT_EQ(plan.saw_deadline_stop.load(), 1) << "the stop token was not requested at the deadline";
+  EXPECT_EQ(plan.calls.load(), 2);
+  EXPECT_EQ(completed.seen().front().payload.at("steps"), 4) << "the late result of the first attempt was handed off";
+  EXPECT_EQ(completed.count(), 1u);
+}
+
+// A bus that cannot hand off atomically: the orchestrator must refuse it rather than lose outputs.
+class NoHandOffBus final : public ports::MessageBus {
+ public:
+  ports::BusCapabilities capabilities() const override { return {}; }
+  Result<void> publish(std::string_view, const JsonEnvelope&, const ports::PublishOptions&) override { return {}; }
+  Result<void> publish_batch(std::string_view, std::span<const JsonEnvelope>, const ports::PublishOptions&) override { return {}; }
+  Result<ports::Subscription> subscribe(std::string_view, ports::Handler, ports::SubscribeOptions) override {
+    return Error{errc::invalid_argument, "not expected"};
+  }
+  Result<std::vector<ports::DeadLetter>> dead_letters(std::string_view, std::size_t) override {
+    return std::vector<ports::DeadLetter>{};
+  }
+  ports::Health health() override { return {true, {}, "test double"}; }
+};
+
+TEST(Orchestrator, RefusesABusWithoutAtomicHandOff) {
+  NoHandOffBus bus;
+  PlanPhase plan(Ports{&bus}, phase_options(Pipeline::make({"plan"}).value(), "plan"));
+  auto started = plan.start();
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error().detail, "phase \"plan\": the bus cannot hand off atomically");
+}
+
+}  // namespace
+}  // namespace baton::orchestrator
