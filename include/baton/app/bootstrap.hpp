@@ -1,0 +1,30 @@
+#pragma once
+// Wires adapters to ports from a Config: the bus and the KV store are chosen by their URL scheme
+// (memory:// embeds everything in this process; redis://, rediss://, unix:// use Redis). No hidden
+// globals: whoever runs phases gets the ports from here and hands them on.
+
+#include <memory>
+#include <optional>
+
+#include "baton/app/config.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
+#include "baton/orchestrator/pipeline.hpp"
+
+namespace baton::app {
+
+struct Runtime {
+  Config config;
+  std::unique_ptr<ports::MessageBus> bus;
+  std::unique_ptr<ports::KVStore> kv;
+  std::optional<orchestrator::Pipeline> pipeline;
+
+  orchestrator::Ports ports() const { return orchestrator::Ports{bus.get(), kv.get()}; }
+};
+
+struct BootstrapOptions {
+  std::chrono::milliseconds request_timeout{3'000};  // how long a Redis call may take before it fails
+};
+
+Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options = {});
+
+}  // namespace baton::app

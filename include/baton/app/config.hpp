@@ -1,0 +1,63 @@
+#pragma once
+// Baton's configuration: one TOML file plus environment overrides, checked strictly.
+//
+//   bus = "redis://127.0.0.1:6379"      # memory:// | redis://... | rediss://... | unix://...
+//   kv  = "redis://127.0.0.1:6379"
+//   [pipeline]  phases = ["plan", "code", "certify", "deploy"]   space = "phase"
+//   [storage]   root = "./baton-data"
+//   [secrets]   source = "env"                                    # NAME, or the file named by NAME_FILE
+//   [ai]        provider = "offline"  base_url = ""  model = ""  api_key_secret = "BATON_AI_API_KEY"
+//   [log]       level = "info"
+//   [phases.plan]  concurrency = 4  timeout_ms = 60000  max_attempts = 5  base_delay_ms = 100
+//
+// Every key has an environment override named BATON_ and the key path in capitals with "_" for
+// "." (BATON_BUS, BATON_STORAGE_ROOT, BATON_PHASES_PLAN_CONCURRENCY; lists are comma-separated).
+// An unknown key (in the file or as a BATON_ variable), a value of the wrong type, a bad URL or a
+// missing required value is an error that names the key and where it came from.
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/core/result.hpp"
+
+namespace baton::app {
+
+struct PhaseSettings {
+  int concurrency = 1;
+  std::chrono::milliseconds timeout{60'000};
+  int max_attempts = 5;
+  std::chrono::milliseconds base_delay{100};
+};
+
+struct Config {
+  std::string bus = "memory://";
+  std::string kv = "memory://";
+  std::vector<std::string> phases = {"plan", "code", "certify", "deploy"};
+  std::string space = "phase";
+  std::string storage_root = "./baton-data";
+  std::string secrets_source = "env";
+  std::string ai_provider = "offline";
+  std::string ai_base_url;
+  std::string ai_model;
+  std::string ai_api_key_secret = "BATON_AI_API_KEY";
+  std::string log_level = "info";
+  std::map<std::string, PhaseSettings> phase_settings;  // by phase name; absent = defaults
+
+  PhaseSettings settings_for(const std::string& phase) const;
+};
+
+using Environment = std::map<std::string, std::string>;
+
+// The process environment's BATON_* variables.
+Environment baton_environment();
+
+// Reads `path` (when given) and applies `environment` on top. Errors name the key and the source.
+Result<Config> load_config(const std::optional<std::string>& path, const Environment& environment);
+
+// The effective configuration as TOML, with passwords in URLs masked.
+std::string render_config(const Config& config);
+
+}  // namespace baton::app

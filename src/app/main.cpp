@@ -1,0 +1,203 @@
+// The baton command line.
+//
+//   baton [--config F] config show
+//   baton [--config F] health [--json]
+//   baton [--config F] submit [--tenant T] [--json] TEXT
+//   baton [--config F] dlq list [--phase P] [--json]
+//   baton [--config F] dlq show ID [--phase P]
+//
+// Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
+// 2 the command line or the configuration is wrong.
+
+#include <CLI/CLI.hpp>
+#include <boost/json/serialize.hpp>
+#include <future>
+#include <iostream>
+
+#include "baton/app/bootstrap.hpp"
+#include "baton/core/log.hpp"
+
+namespace {
+
+using namespace baton;
+
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+struct Common {
+  std::string config_path;
+  bool json = false;
+};
+
+Result<app::Runtime> start(const Common& common) {
+  std::optional<std::string> path;
+  if (!common.config_path.empty()) path = common.config_path;
+  auto config = app::load_config(path, app::baton_environment());
+  if (!config) return std::move(config).error();
+  return app::bootstrap(*config);
+}
+
+int fail(const Error& error, int code) {
+  std::cerr << "baton: " << error.message() << "\n";
+  return code;
+}
+
+boost::json::object health_json(const std::string& port, const ports::Health& health) {
+  return {{"port", port}, {"ok", health.ok}, {"latency_us", health.latency.count()}, {"detail", health.detail}};
+}
+
+int show_config(const Common& common) {
+  std::optional<std::string> path;
+  if (!common.config_path.empty()) path = common.config_path;
+  auto config = app::load_config(path, app::baton_environment());
+  if (!config) return fail(config.error(), exit_usage);
+  std::cout << app::render_config(*config);
+  return 0;
+}
+
+int health(const Common& common) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  // Checked side by side, so an unreachable server costs one timeout, not one per port.
+  auto bus_health = std::async(std::launch::async, [&] { return runtime->bus->health(); });
+  auto kv_health = std::async(std::launch::async, [&] { return runtime->kv->health(); });
+  const std::vector<std::pair<std::string, ports::Health>> checks = {{"bus", bus_health.get()}, {"kv", kv_health.get()}};
+  bool healthy = true;
+  boost::json::array report;
+  for (const auto& [port, result] : checks) {
+    healthy = healthy && result.ok;
+    report.push_back(health_json(port, result));
+    if (!common.json) {
+      std::cout << port << ": " << (result.ok ? "ok" : "FAILING") << " (" << result.latency.count() << " us) "
+                << result.detail << "\n";
+    }
+  }
+  if (common.json) std::cout << boost::json::serialize(boost::json::object{{"healthy", healthy}, {"ports", report}}) << "\n";
+  return healthy ? 0 : exit_failed;
+}
+
+int submit(const Common& common, const std::string& tenant, const std::string& text) {
+  if (auto problem = check_tenant_id(tenant)) return fail(Error{errc::invalid_argument, "--tenant \"" + tenant + "\": " + *problem}, exit_usage);
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  const auto& pipeline = *runtime->pipeline;
+  const std::string first = pipeline.phases().front();
+  auto task = make_envelope("phase." + first + ".in", boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant});
+  if (auto sent = runtime->bus->publish(pipeline.first_topic(), task); !sent) return fail(sent.error(), exit_failed);
+  if (runtime->config.bus == "memory://") {
+    std::cerr << "baton: note: the bus is memory://, so this message lives only in this process\n";
+  }
+  if (common.json) {
+    std::cout << boost::json::serialize(boost::json::object{{"corr_id", task.corr_id}, {"msg_id", task.id},
+                                                            {"topic", pipeline.first_topic()}, {"tenant_id", tenant}})
+              << "\n";
+  } else {
+    std::cout << task.corr_id << "\n";
+  }
+  return 0;
+}
+
+boost::json::object letter_json(const std::string& phase, const ports::DeadLetter& letter) {
+  return {{"phase", phase}, {"id", letter.id}, {"topic", letter.topic}, {"group", letter.group},
+          {"consumer", letter.consumer}, {"reason", letter.reason}, {"error", letter.error},
+          {"attempts", letter.attempts}, {"failed_at", format_rfc3339(letter.failed_at)}, {"original", letter.original}};
+}
+
+// The phases a dlq command looks at: one named with --phase, or all of them.
+Result<std::vector<std::string>> selected_phases(const app::Runtime& runtime, const std::string& phase) {
+  const auto& phases = runtime.pipeline->phases();
+  if (phase.empty()) return phases;
+  if (std::find(phases.begin(), phases.end(), phase) == phases.end()) {
+    return Error{errc::invalid_argument, "--phase \"" + phase + "\": not a phase of the pipeline"};
+  }
+  return std::vector<std::string>{phase};
+}
+
+int dlq_list(const Common& common, const std::string& phase_filter) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  auto phases = selected_phases(*runtime, phase_filter);
+  if (!phases) return fail(phases.error(), exit_usage);
+  boost::json::array all;
+  for (const auto& phase : *phases) {
+    auto letters = runtime->bus->dead_letters(runtime->pipeline->input_topic(phase), 1000);
+    if (!letters) return fail(letters.error(), exit_failed);
+    for (const auto& letter : *letters) {
+      if (common.json) {
+        all.push_back(letter_json(phase, letter));
+      } else {
+        std::cout << phase << "  " << letter.id << "  " << format_rfc3339(letter.failed_at) << "  " << letter.reason
+                  << "  attempts=" << letter.attempts << "  " << letter.error << "\n";
+      }
+    }
+  }
+  if (common.json) std::cout << boost::json::serialize(all) << "\n";
+  return 0;
+}
+
+int dlq_show(const Common& common, const std::string& id, const std::string& phase_filter) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  auto phases = selected_phases(*runtime, phase_filter);
+  if (!phases) return fail(phases.error(), exit_usage);
+  for (const auto& phase : *phases) {
+    auto letters = runtime->bus->dead_letters(runtime->pipeline->input_topic(phase), 100'000);
+    if (!letters) return fail(letters.error(), exit_failed);
+    for (const auto& letter : *letters) {
+      if (letter.id != id) continue;
+      std::cout << boost::json::serialize(letter_json(phase, letter)) << "\n";
+      return 0;
+    }
+  }
+  return fail(Error{errc::not_found, "no dead letter with id " + id}, exit_failed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"baton: reliable multi-phase pipelines on Redis"};
+  cli.require_subcommand(1);
+  Common common;
+  cli.add_option("--config", common.config_path, "TOML configuration file (BATON_* variables override it)");
+
+  auto* config = cli.add_subcommand("config", "Show the effective configuration");
+  config->require_subcommand(1);
+  auto* config_show = config->add_subcommand("show", "Print the effective configuration, secrets masked");
+
+  auto* health_command = cli.add_subcommand("health", "Check every port; exit 0 only when all are healthy");
+  health_command->add_flag("--json", common.json, "One JSON object");
+
+  auto* submit_command = cli.add_subcommand("submit", "Submit a task to the pipeline; prints its correlation id");
+  std::string tenant{default_tenant_id};
+  std::string text;
+  submit_command->add_option("--tenant", tenant, "Tenant id");
+  submit_command->add_flag("--json", common.json, "Print a JSON object");
+  submit_command->add_option("text", text, "The task")->required();
+
+  auto* dlq = cli.add_subcommand("dlq", "Dead letters");
+  dlq->require_subcommand(1);
+  std::string phase;
+  auto* dlq_list_command = dlq->add_subcommand("list", "List dead letters");
+  dlq_list_command->add_option("--phase", phase, "Only this phase");
+  dlq_list_command->add_flag("--json", common.json, "A JSON array");
+  auto* dlq_show_command = dlq->add_subcommand("show", "Show one dead letter");
+  std::string dead_letter_id;
+  dlq_show_command->add_option("id", dead_letter_id, "Dead letter id")->required();
+  dlq_show_command->add_option("--phase", phase, "Only this phase");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = cli.exit(error);
+    return code == 0 ? 0 : exit_usage;
+  }
+
+  int code = exit_usage;
+  if (config_show->parsed()) code = show_config(common);
+  else if (health_command->parsed()) code = health(common);
+  else if (submit_command->parsed()) code = submit(common, tenant, text);
+  else if (dlq_list_command->parsed()) code = dlq_list(common, phase);
+  else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
+  log::flush();
+  return code;
+}

@@ -1,0 +1,152 @@
+// The configuration: file, environment overrides, and an error naming the key for every mistake.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "baton/app/bootstrap.hpp"
+#include "baton/app/config.hpp"
+#include "support/unique_id.hpp"
+
+namespace baton::app {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    path_ = std::filesystem::temp_directory_path() / (test::unique_name("config") + ".toml");
+    std::ofstream(path_) << text;
+    return path_.string();
+  }
+  void TearDown() override {
+    if (!path_.empty()) std::filesystem::remove(path_);
+  }
+  std::string error_of(const std::string& text, const Environment& environment = {}) {
+    auto config = load_config(write(text), environment);
+    EXPECT_FALSE(config) << "accepted although it should not";
+    return config ? std::string() : config.error().detail;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST_F(ConfigTest, DefaultsEmbedEverythingInMemory) {
+  auto config = load_config(std::nullopt, {});
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->bus, "memory://");
+  EXPECT_EQ(config->kv, "memory://");
+  EXPECT_EQ(config->phases, (std::vector<std::string>{"plan", "code", "certify", "deploy"}));
+  EXPECT_EQ(config->ai_provider, "offline");
+}
+
+TEST_F(ConfigTest, ReadsEveryKey) {
+  auto config = load_config(write(R"(
+bus = "redis://127.0.0.1:6390/2"
+kv = "unix:///run/redis.sock"
+[pipeline]
+phases = ["plan", "deploy"]
+space = "acme-1.phase"
+[storage]
+root = "/var/lib/baton"
+[ai]
+provider = "anthropic"
+base_url = "https://api.anthropic.com"
+model = "claude"
+[log]
+level = "debug"
+[phases.deploy]
+concurrency = 3
+timeout_ms = 1500
+max_attempts = 7
+base_delay_ms = 20
+)"), {});
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->bus, "redis://127.0.0.1:6390/2");
+  EXPECT_EQ(config->kv, "unix:///run/redis.sock");
+  EXPECT_EQ(config->phases, (std::vector<std::string>{"plan", "deploy"}));
+  EXPECT_EQ(config->space, "acme-1.phase");
+  EXPECT_EQ(config->storage_root, "/var/lib/baton");
+  EXPECT_EQ(config->ai_provider, "anthropic");
+  EXPECT_EQ(config->log_level, "debug");
+  const auto deploy = config->settings_for("deploy");
+  EXPECT_EQ(deploy.concurrency, 3);
+  EXPECT_EQ(deploy.timeout, std::chrono::milliseconds{1500});
+  EXPECT_EQ(deploy.max_attempts, 7);
+  EXPECT_EQ(deploy.base_delay, std::chrono::milliseconds{20});
+  EXPECT_EQ(config->settings_for("plan").concurrency, 1);
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
+  auto config = load_config(write("bus = \"redis://127.0.0.1:1\"\n"),
+                            {{"BATON_BUS", "redis://127.0.0.1:2"}, {"BATON_STORAGE_ROOT", "/tmp/x"},
+                             {"BATON_PIPELINE_PHASES", "a, b"}, {"BATON_PHASES_B_CONCURRENCY", "9"}});
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->bus, "redis://127.0.0.1:2");
+  EXPECT_EQ(config->storage_root, "/tmp/x");
+  EXPECT_EQ(config->phases, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(config->settings_for("b").concurrency, 9);
+}
+
+TEST_F(ConfigTest, EachMistakeNamesItsKey) {
+  const auto unknown = error_of("[storage]\nrot = \"/x\"\n");
+  EXPECT_NE(unknown.find("config key \"storage.rot\""), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("(line 2)"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("unknown key"), std::string::npos) << unknown;
+
+  EXPECT_NE(error_of("bus = 5\n").find("config key \"bus\""), std::string::npos);
+  EXPECT_NE(error_of("bus = 5\n").find("expected a string"), std::string::npos);
+  const auto url = error_of("kv = \"http://x\"\n");
+  EXPECT_NE(url.find("config key \"kv\""), std::string::npos) << url;
+  EXPECT_NE(url.find("scheme \"http\""), std::string::npos) << url;
+  EXPECT_NE(error_of("[pipeline]\nphases = []\n").find("at least one phase"), std::string::npos);
+  EXPECT_NE(error_of("[phases.plan]\nconcurrency = 0\n").find("\"phases.plan.concurrency\""), std::string::npos);
+  EXPECT_NE(error_of("[phases.nope]\nconcurrency = 2\n").find("not a phase of pipeline.phases"), std::string::npos);
+  EXPECT_NE(error_of("[phases.plan]\ncolor = 2\n").find("unknown key"), std::string::npos);
+  EXPECT_NE(error_of("[ai]\nprovider = \"gpt\"\n").find("\"ai.provider\""), std::string::npos);
+  EXPECT_NE(error_of("[ai]\nprovider = \"openai\"\n").find("\"ai.base_url\""), std::string::npos);
+  EXPECT_NE(error_of("[log]\nlevel = \"loud\"\n").find("\"log.level\""), std::string::npos);
+  EXPECT_NE(error_of("this is not toml").find("config file"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownEnvironmentVariablesAreRefused) {
+  auto config = load_config(std::nullopt, {{"BATON_BUSS", "redis://x"}});
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().detail, "environment BATON_BUSS: not a Baton setting");
+  auto phase = load_config(std::nullopt, {{"BATON_PHASES_PLAN_CONCURRENCY", "many"}});
+  ASSERT_FALSE(phase);
+  EXPECT_NE(phase.error().detail.find("expected an integer"), std::string::npos);
+}
+
+TEST_F(ConfigTest, AMissingFileIsAClearError) {
+  auto config = load_config(std::string("/nonexistent/baton.toml"), {});
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().detail, "config file /nonexistent/baton.toml: cannot be read");
+}
+
+TEST_F(ConfigTest, RenderingMasksPasswords) {
+  Config config;
+  config.bus = "redis://worker:hunter2@127.0.0.1:6379";
+  config.kv = "rediss://:hunter2@redis.internal:6380";
+  const auto text = render_config(config);
+  EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+  EXPECT_NE(text.find("redis://worker:***@127.0.0.1:6379"), std::string::npos) << text;
+}
+
+TEST_F(ConfigTest, BootstrapPicksAdaptersByScheme) {
+  auto config = load_config(std::nullopt, {});
+  ASSERT_TRUE(config);
+  auto runtime = bootstrap(*config);
+  ASSERT_TRUE(runtime) << runtime.error().message();
+  EXPECT_FALSE(runtime->bus->capabilities().survives_process_restart) << "memory:// is the embedded bus";
+  EXPECT_TRUE(runtime->bus->health().ok);
+  EXPECT_EQ(runtime->pipeline->first_topic(), "phase.plan.in");
+  config->bus = "redis://127.0.0.1:1";
+  auto redis = bootstrap(*config);
+  ASSERT_TRUE(redis);
+  EXPECT_TRUE(redis->bus->capabilities().survives_process_restart) << "redis:// is the Redis bus";
+}
+
+}  // namespace
+}  // namespace baton::app
