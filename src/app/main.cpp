@@ -5,6 +5,9 @@
 //   baton [--config F] submit [--tenant T] [--json] TEXT
 //   baton [--config F] dlq list [--phase P] [--json]
 //   baton [--config F] dlq show ID [--phase P]
+//   baton [--config F] dlq replay [--phase P] [--rate N] [--dry-run]
+//   baton [--config F] dlq purge [--phase P]
+//   baton [--config F] status [--json]
 //
 // Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
 // 2 the command line or the configuration is wrong.
@@ -13,6 +16,11 @@
 #include <boost/json/serialize.hpp>
 #include <future>
 #include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#include "baton/core/codec.hpp"
+#include "baton/core/keys.hpp"
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/core/log.hpp"
@@ -152,6 +160,103 @@ int dlq_show(const Common& common, const std::string& id, const std::string& pha
   return fail(Error{errc::not_found, "no dead letter with id " + id}, exit_failed);
 }
 
+int status(const Common& common) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  boost::json::array phases;
+  for (const auto& phase : runtime->pipeline->phases()) {
+    auto stats = runtime->bus->topic_stats(runtime->pipeline->input_topic(phase));
+    if (!stats) return fail(stats.error(), exit_failed);
+    boost::json::array groups;
+    for (const auto& group : stats->groups) {
+      groups.push_back({{"name", group.name}, {"consumers", group.consumers}, {"pending", group.pending}, {"lag", group.lag}});
+      if (!common.json) {
+        std::cout << phase << "  group " << group.name << ": consumers=" << group.consumers << " pending=" << group.pending
+                  << " lag=" << group.lag << "\n";
+      }
+    }
+    if (!common.json) {
+      std::cout << phase << "  stream length=" << stats->length << " dead letters=" << stats->dead_letters
+                << (stats->groups.empty() ? "  (no worker has run yet)" : "") << "\n";
+    }
+    phases.push_back({{"phase", phase}, {"topic", runtime->pipeline->input_topic(phase)}, {"length", stats->length},
+                      {"dead_letters", stats->dead_letters}, {"groups", groups}});
+  }
+  if (common.json) std::cout << boost::json::serialize(boost::json::object{{"phases", phases}}) << "\n";
+  return 0;
+}
+
+std::string operator_name() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(user ? user : "unknown") + "@" + host;
+}
+
+int dlq_replay(const Common& common, const std::string& phase_filter, double rate, bool dry_run) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  auto phases = selected_phases(*runtime, phase_filter);
+  if (!phases) return fail(phases.error(), exit_usage);
+  const auto pause = rate > 0 ? std::chrono::duration<double>(1.0 / rate) : std::chrono::duration<double>(0);
+  const std::string by = operator_name();
+  int replayed = 0, skipped = 0;
+  for (const auto& phase : *phases) {
+    const auto topic = runtime->pipeline->input_topic(phase);
+    auto letters = runtime->bus->dead_letters(topic, 100'000);
+    if (!letters) return fail(letters.error(), exit_failed);
+    for (const auto& letter : *letters) {
+      auto original = decode(letter.original);
+      if (!original) {
+        // Nothing to put back: the entry never was an envelope. It stays for `dlq show` and `purge`.
+        std::cerr << "baton: skipping " << letter.id << " (" << phase << "): " << original.error().message() << "\n";
+        ++skipped;
+        continue;
+      }
+      const auto at = format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+      auto replacement = *original;
+      replacement.attempts = 1;
+      replacement.headers["replayed_by"] = by;
+      replacement.headers["replayed_at"] = at;
+      replacement.headers["replayed_from"] = letter.id;
+      if (dry_run) {
+        std::cout << "would replay " << letter.id << " (" << phase << ", msg " << replacement.id << ", corr " << replacement.corr_id
+                  << "): " << letter.reason << "\n";
+        ++replayed;
+        continue;
+      }
+      if (auto done = runtime->bus->replay_dead_letter(topic, letter.id, replacement); !done) {
+        return fail(done.error(), exit_failed);
+      }
+      // Who replayed what and when, next to the tenant's data.
+      const boost::json::object record{{"by", by}, {"at", at}, {"phase", phase}, {"dead_letter_id", letter.id},
+                                       {"msg_id", replacement.id}, {"corr_id", replacement.corr_id}, {"reason", letter.reason}};
+      (void)runtime->kv->set(keys::tenant_key(replacement.tenant_id, "replay", replacement.id), boost::json::serialize(record),
+                             std::chrono::hours{24 * 30});
+      std::cout << "replayed " << letter.id << " (" << phase << ", msg " << replacement.id << ")\n";
+      ++replayed;
+      if (pause.count() > 0) std::this_thread::sleep_for(pause);
+    }
+  }
+  std::cout << (dry_run ? "dry run: " : "") << replayed << " replayed, " << skipped << " skipped\n";
+  return 0;
+}
+
+int dlq_purge(const Common& common, const std::string& phase_filter) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  auto phases = selected_phases(*runtime, phase_filter);
+  if (!phases) return fail(phases.error(), exit_usage);
+  std::size_t total = 0;
+  for (const auto& phase : *phases) {
+    auto purged = runtime->bus->purge_dead_letters(runtime->pipeline->input_topic(phase));
+    if (!purged) return fail(purged.error(), exit_failed);
+    total += *purged;
+  }
+  std::cout << total << " dead letters purged\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,6 +279,9 @@ int main(int argc, char** argv) {
   submit_command->add_flag("--json", common.json, "Print a JSON object");
   submit_command->add_option("text", text, "The task")->required();
 
+  auto* status_command = cli.add_subcommand("status", "Per phase: stream length, groups, pending, lag, dead letters");
+  status_command->add_flag("--json", common.json, "One JSON object");
+
   auto* dlq = cli.add_subcommand("dlq", "Dead letters");
   dlq->require_subcommand(1);
   std::string phase;
@@ -184,6 +292,14 @@ int main(int argc, char** argv) {
   std::string dead_letter_id;
   dlq_show_command->add_option("id", dead_letter_id, "Dead letter id")->required();
   dlq_show_command->add_option("--phase", phase, "Only this phase");
+  auto* dlq_replay_command = dlq->add_subcommand("replay", "Put dead letters back on their topic, attempts reset");
+  double rate = 0;
+  bool dry_run = false;
+  dlq_replay_command->add_option("--phase", phase, "Only this phase");
+  dlq_replay_command->add_option("--rate", rate, "At most this many per second")->check(CLI::NonNegativeNumber);
+  dlq_replay_command->add_flag("--dry-run", dry_run, "Say what would be replayed, change nothing");
+  auto* dlq_purge_command = dlq->add_subcommand("purge", "Remove dead letters");
+  dlq_purge_command->add_option("--phase", phase, "Only this phase");
 
   try {
     cli.parse(argc, argv);
@@ -198,6 +314,9 @@ int main(int argc, char** argv) {
   else if (submit_command->parsed()) code = submit(common, tenant, text);
   else if (dlq_list_command->parsed()) code = dlq_list(common, phase);
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
+  else if (status_command->parsed()) code = status(common);
+  else if (dlq_replay_command->parsed()) code = dlq_replay(common, phase, rate, dry_run);
+  else if (dlq_purge_command->parsed()) code = dlq_purge(common, phase);
   log::flush();
   return code;
 }

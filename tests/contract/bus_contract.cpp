@@ -492,6 +492,80 @@ void handoff_refuses_a_bad_topic_at_once(BusCase& t) {
   EXPECT_NE(error.detail.find("not a topic"), std::string::npos) << error.detail;
 }
 
+void a_dead_letter_replays_once_and_leaves_the_dlq(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().dead_letters, "dead_letters")) GTEST_SKIP();
+  std::atomic<bool> fixed{false};
+  test::Recorder handled;
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo&) -> Result<void> {
+    if (!fixed) return permanent_failure("the cause is not fixed yet");
+    handled.add(e);
+    return {};
+  }, t.durable());
+  ASSERT_TRUE(subscription);
+  const auto sent = t.message(3);
+  ASSERT_TRUE(t.bus().publish(t.topic(), sent));
+  const auto letters = t.wait_for_dead_letters(1);
+  ASSERT_EQ(letters.size(), 1u);
+  fixed = true;  // the cause is fixed; now replay
+  auto original = decode(letters.front().original);
+  ASSERT_TRUE(original);
+  auto replacement = *original;
+  replacement.attempts = 1;
+  replacement.headers["replayed_by"] = "contract-test";
+  ASSERT_TRUE(t.bus().replay_dead_letter(t.topic(), letters.front().id, replacement));
+  ASSERT_TRUE(handled.wait_for_count(1));
+  EXPECT_EQ(handled.seen().front().id, sent.id) << "a replay is the same message";
+  EXPECT_EQ(handled.seen().front().headers.at("replayed_by"), "contract-test");
+  EXPECT_TRUE(t.bus().dead_letters(t.topic()).value().empty());
+  auto again = t.bus().replay_dead_letter(t.topic(), letters.front().id, replacement);
+  ASSERT_FALSE(again) << "a dead letter replays once";
+  EXPECT_EQ(again.error(), errc::not_found);
+}
+
+void purge_empties_the_dead_letters(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().dead_letters, "dead_letters")) GTEST_SKIP();
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope&, const DeliveryInfo&) -> Result<void> {
+    return permanent_failure("no");
+  }, t.durable());
+  ASSERT_TRUE(subscription);
+  for (int n = 0; n < 3; ++n) ASSERT_TRUE(t.bus().publish(t.topic(), t.message(n)));
+  ASSERT_EQ(t.wait_for_dead_letters(3).size(), 3u);
+  auto purged = t.bus().purge_dead_letters(t.topic());
+  ASSERT_TRUE(purged);
+  EXPECT_EQ(*purged, 3u);
+  EXPECT_TRUE(t.bus().dead_letters(t.topic()).value().empty());
+}
+
+void stats_show_length_groups_pending_and_lag(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().durable, "durable")) GTEST_SKIP();
+  test::Recorder started;
+  std::atomic<bool> release{false};
+  auto options = t.durable("slow");
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo& info) -> Result<void> {
+    started.add(e);
+    while (!release && !info.stop.stop_requested()) std::this_thread::sleep_for(1ms);
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription);
+  for (int n = 0; n < 5; ++n) ASSERT_TRUE(t.bus().publish(t.topic(), t.message(n)));
+  ASSERT_TRUE(started.wait_for_count(1));
+  auto stats = t.bus().topic_stats(t.topic());
+  ASSERT_TRUE(stats) << stats.error().message();
+  EXPECT_EQ(stats->length, 5u);
+  ASSERT_EQ(stats->groups.size(), 1u);
+  EXPECT_EQ(stats->groups[0].name, "slow");
+  EXPECT_GE(stats->groups[0].consumers, 1u);
+  EXPECT_GE(stats->groups[0].pending, 1u) << "the entry being handled is pending";
+  EXPECT_EQ(stats->groups[0].pending + stats->groups[0].lag, 5u) << "every entry is pending or not yet delivered";
+  EXPECT_EQ(stats->dead_letters, 0u);
+  release = true;
+  ASSERT_TRUE(started.wait_for_count(5));
+  ASSERT_TRUE(test::eventually([&] {
+    auto after = t.bus().topic_stats(t.topic());
+    return after && after->groups.size() == 1 && after->groups[0].pending == 0 && after->groups[0].lag == 0;
+  })) << "after everything is acked, nothing is pending or lagging";
+}
+
 void health_is_ok(BusCase& t) {
   const auto health = t.bus().health();
   EXPECT_TRUE(health.ok) << health.detail;
@@ -517,6 +591,9 @@ constexpr detail::NamedCase<BusCase> bus_cases[] = {
     {"BusHandOffIsPublishedWithTheAck", handoff_is_published_with_the_ack},
     {"BusHandOffOfAFailedAttemptIsNeverPublished", handoff_of_a_failed_attempt_is_never_published},
     {"BusHandOffRefusesABadTopicAtOnce", handoff_refuses_a_bad_topic_at_once},
+    {"BusADeadLetterReplaysOnceAndLeavesTheDlq", a_dead_letter_replays_once_and_leaves_the_dlq},
+    {"BusPurgeEmptiesTheDeadLetters", purge_empties_the_dead_letters},
+    {"BusStatsShowLengthGroupsPendingAndLag", stats_show_length_groups_pending_and_lag},
     {"BusHealthIsOk", health_is_ok},
 };
 

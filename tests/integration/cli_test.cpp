@@ -4,10 +4,13 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <boost/json/parse.hpp>
 #include <cstdio>
 
+#include "baton/adapters/redis/redis_bus.hpp"
+#include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
 #ifndef BATON_EXECUTABLE
@@ -74,6 +77,63 @@ TEST(Cli, DeadLettersAreListedAndShown) {
   EXPECT_NE(shown.output.find("the plan names no files"), std::string::npos);
   EXPECT_EQ(baton(server, "dlq show 0-1").exit_code, 1);
   EXPECT_EQ(baton(server, "dlq list --phase nope").exit_code, 2);
+}
+
+TEST(Cli, StatusAndADeadLetterReplayRoundTrip) {
+  baton::test::RedisServer server({.append_only = false});
+  using namespace baton;
+  adapters::redis::RedisBusOptions options;
+  options.redis = adapters::redis::parse_redis_url(server.url()).value();
+  auto bus = adapters::redis::make_redis_bus(options);
+  std::atomic<bool> fixed{false};
+  test::Recorder handled;
+  ports::SubscribeOptions plan;
+  plan.group = "plan";
+  auto worker = bus->subscribe("phase.plan.in", [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    if (!fixed) return permanent_failure("the model was misconfigured");
+    handled.add(e);
+    return {};
+  }, plan);
+  ASSERT_TRUE(worker);
+
+  const auto submitted = baton(server, "submit 'a task that fails'");
+  ASSERT_EQ(submitted.exit_code, 0);
+  const std::string corr_id = submitted.output.substr(0, 36);
+  ASSERT_TRUE(test::eventually([&] { return baton(server, "dlq list --json").output.find(corr_id) != std::string::npos; }));
+
+  const auto status = boost::json::parse(baton(server, "status --json").output).as_object();
+  const auto& first = status.at("phases").as_array().at(0).as_object();
+  EXPECT_EQ(first.at("phase"), "plan");
+  EXPECT_EQ(first.at("dead_letters"), 1);
+  EXPECT_EQ(first.at("groups").as_array().at(0).at("name"), "plan");
+
+  const auto dry = baton(server, "dlq replay --dry-run");
+  EXPECT_NE(dry.output.find("dry run: 1 replayed"), std::string::npos) << dry.output;
+  EXPECT_NE(baton(server, "dlq list --json").output, "[]\n") << "a dry run changed something";
+
+  fixed = true;
+  const auto replay = baton(server, "dlq replay --phase plan --rate 100");
+  ASSERT_EQ(replay.exit_code, 0) << replay.output;
+  EXPECT_NE(replay.output.find("1 replayed, 0 skipped"), std::string::npos) << replay.output;
+  ASSERT_TRUE(handled.wait_for_count(1));
+  const auto again = handled.seen().front();
+  EXPECT_EQ(again.corr_id, corr_id);
+  EXPECT_EQ(again.attempts, 1u);
+  EXPECT_FALSE(again.headers.at("replayed_by").empty());
+  EXPECT_EQ(baton(server, "dlq list --json").output, "[]\n");
+  // Who replayed what and when is kept next to the tenant's data.
+  EXPECT_NE(server.cli({"HGET", "baton:t:default:replay:" + again.id, "v"}).find("\"by\""), std::string::npos);
+}
+
+TEST(Cli, PurgeRemovesDeadLetters) {
+  baton::test::RedisServer server({.append_only = false});
+  server.cli({"XADD", "baton:{phase}:phase.plan.in.dlq", "*", "original", "x", "reason", "decode_failed"});
+  server.cli({"XADD", "baton:{phase}:phase.code.in.dlq", "*", "original", "y", "reason", "decode_failed"});
+  const auto purged = baton(server, "dlq purge --phase plan");
+  EXPECT_EQ(purged.output, "1 dead letters purged\n");
+  EXPECT_EQ(server.cli({"XLEN", "baton:{phase}:phase.code.in.dlq"}), "1\n");
+  // A letter that is not an envelope is skipped by replay, and says why.
+  EXPECT_NE(baton(server, "dlq replay").output.find("0 replayed, 1 skipped"), std::string::npos);
 }
 
 TEST(Cli, HealthIsZeroOnlyWhenEveryPortAnswers) {

@@ -229,6 +229,9 @@ class NoHandOffBus final : public ports::MessageBus {
   Result<std::vector<ports::DeadLetter>> dead_letters(std::string_view, std::size_t) override {
     return std::vector<ports::DeadLetter>{};
   }
+  Result<void> replay_dead_letter(std::string_view, std::string_view, const JsonEnvelope&) override { return {}; }
+  Result<std::size_t> purge_dead_letters(std::string_view) override { return std::size_t{0}; }
+  Result<ports::TopicStats> topic_stats(std::string_view) override { return ports::TopicStats{}; }
   ports::Health health() override { return {true, {}, "test double"}; }
 };
 

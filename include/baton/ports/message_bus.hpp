@@ -118,6 +118,20 @@ struct DeadLetter {
   Timestamp failed_at{};
 };
 
+// Where a durable topic stands, for operators (baton status).
+struct GroupStats {
+  std::string name;
+  std::size_t consumers = 0;  // consumers the group knows (Redis: ever seen; memory: subscribed now)
+  std::size_t pending = 0;    // delivered and not yet acked, plus retries waiting for their time
+  std::size_t lag = 0;        // published but not yet delivered to this group
+};
+
+struct TopicStats {
+  std::size_t length = 0;        // entries kept in the topic
+  std::vector<GroupStats> groups;
+  std::size_t dead_letters = 0;  // entries in <topic>.dlq
+};
+
 // Ends its subscription when destroyed or when stop() is called: no handler starts afterwards, and
 // stop() returns once the handlers in flight have returned. Entries they did not ack stay with the
 // group. Must not be stopped from inside its own handler.
@@ -175,6 +189,17 @@ class MessageBus {
 
   // The oldest `max` dead letters of `topic`, oldest first.
   virtual Result<std::vector<DeadLetter>> dead_letters(std::string_view topic, std::size_t max = 100) = 0;
+
+  // Puts `replacement` (normally the original with attempts reset) on `topic` and removes dead letter
+  // `dead_letter_id` from its DLQ, in one atomic step: replayed once, never lost, never twice.
+  // errc::not_found when there is no such dead letter (already replayed or purged).
+  virtual Result<void> replay_dead_letter(std::string_view topic, std::string_view dead_letter_id,
+                                          const JsonEnvelope& replacement) = 0;
+
+  // Removes every dead letter of `topic`; returns how many there were.
+  virtual Result<std::size_t> purge_dead_letters(std::string_view topic) = 0;
+
+  virtual Result<TopicStats> topic_stats(std::string_view topic) = 0;
 
   virtual Health health() = 0;
 };

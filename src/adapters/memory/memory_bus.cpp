@@ -36,6 +36,7 @@ struct Group {
   std::unordered_map<std::string, SteadyTime> handled;  // envelope id -> until when it is remembered
   std::unordered_set<std::string> in_flight;          // envelope ids being handled right now
   std::size_t handled_at_last_sweep = 0;
+  std::size_t consumers = 0;                          // subscriptions running now
 };
 
 class EphemeralQueue;
@@ -138,12 +139,23 @@ class DurableSubscription final : public ThreadsControl {
                       ports::SubscribeOptions options)
       : ThreadsControl(std::move(state)), topic_(std::move(topic)), handler_(std::move(handler)),
         options_(std::move(options)) {
+    {
+      std::lock_guard lock(state_->mutex);
+      ++group().consumers;
+    }
     for (int i = 0; i < options_.concurrency; ++i) {
       workers_.emplace_back([this, stop = stop_source_.get_token()] { run(stop); });
     }
   }
   // Threads use this object's members: they must end before the members do.
-  ~DurableSubscription() override { stop(); }
+  ~DurableSubscription() override { DurableSubscription::stop(); }
+
+  void stop() override {
+    if (stopped_) return;
+    ThreadsControl::stop();
+    std::lock_guard lock(state_->mutex);
+    --group().consumers;
+  }
 
  private:
   struct Claim {
@@ -425,6 +437,48 @@ class MemoryBus final : public ports::MessageBus {
     if (found == state_->topics.end()) return std::vector<DeadLetter>{};
     const auto& letters = found->second.dead_letters;
     return std::vector<DeadLetter>(letters.begin(), letters.begin() + static_cast<std::ptrdiff_t>(std::min(max, letters.size())));
+  }
+
+  Result<void> replay_dead_letter(std::string_view topic, std::string_view dead_letter_id,
+                                  const JsonEnvelope& replacement) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    auto body = ports::encode_for_publish(topic, std::span<const JsonEnvelope>(&replacement, 1), state_->options.limits);
+    if (!body) return std::move(body).error();
+    std::lock_guard lock(state_->mutex);
+    auto& t = state_->topic(topic);
+    const auto found = std::find_if(t.dead_letters.begin(), t.dead_letters.end(),
+                                    [&](const DeadLetter& letter) { return letter.id == dead_letter_id; });
+    if (found == t.dead_letters.end()) {
+      return Error{errc::not_found, "no dead letter " + std::string(dead_letter_id) + " in " + std::string(topic) + ".dlq"};
+    }
+    t.dead_letters.erase(found);
+    t.append(std::move(body->front()));
+    state_->notify();
+    return {};
+  }
+
+  Result<std::size_t> purge_dead_letters(std::string_view topic) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    std::lock_guard lock(state_->mutex);
+    auto& letters = state_->topic(topic).dead_letters;
+    const auto count = letters.size();
+    letters.clear();
+    return count;
+  }
+
+  Result<ports::TopicStats> topic_stats(std::string_view topic) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    std::lock_guard lock(state_->mutex);
+    ports::TopicStats stats;
+    const auto found = state_->topics.find(topic);
+    if (found == state_->topics.end()) return stats;
+    const auto& t = found->second;
+    stats.length = t.entries.size();
+    stats.dead_letters = t.dead_letters.size();
+    for (const auto& [name, g] : t.groups) {
+      stats.groups.push_back(ports::GroupStats{name, g.consumers, g.pending.size(), t.next_seq - g.next_seq});
+    }
+    return stats;
   }
 
   ports::Health health() override { return {true, std::chrono::microseconds{0}, "memory"}; }

@@ -106,6 +106,8 @@ struct Shared {
   std::string move_due_script = with_owns(scripts::move_due);
   std::string trim_script = with_owns(scripts::trim_acked);
   std::string publish_mirrored_script = std::string(scripts::publish_mirrored);
+  std::string replay_script = std::string(scripts::replay);
+  std::string purge_script = std::string(scripts::purge);
   std::string begin_script = with_owns(scripts::begin);
   std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
@@ -646,6 +648,63 @@ class RedisBus final : public ports::MessageBus {
       letters.push_back(std::move(letter));
     }
     return letters;
+  }
+
+  Result<void> replay_dead_letter(std::string_view topic, std::string_view dead_letter_id,
+                                  const JsonEnvelope& replacement) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    auto body = ports::encode_for_publish(topic, std::span<const JsonEnvelope>(&replacement, 1), shared_->options.limits);
+    if (!body) return std::move(body).error();
+    const TopicKeys keys(shared_->options, topic);
+    auto replayed = shared_->eval(shared_->replay_script, {keys.dead_letters, keys.stream},
+                                  {std::string(dead_letter_id), std::move(body->front())});
+    if (!replayed) return std::move(replayed).error();
+    if (replayed->integer == 0) {
+      return Error{errc::not_found, "no dead letter " + std::string(dead_letter_id) + " in " + std::string(topic) + ".dlq"};
+    }
+    return {};
+  }
+
+  Result<std::size_t> purge_dead_letters(std::string_view topic) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    auto purged = shared_->eval(shared_->purge_script, {TopicKeys(shared_->options, topic).dead_letters}, {});
+    if (!purged) return std::move(purged).error();
+    return static_cast<std::size_t>(purged->integer);
+  }
+
+  Result<ports::TopicStats> topic_stats(std::string_view topic) override {
+    if (auto bad = ports::check_topic(topic)) return *bad;
+    const TopicKeys keys(shared_->options, topic);
+    auto replies = shared_->connection.execute_pipeline({Command{"XLEN", keys.stream}, Command{"XLEN", keys.dead_letters},
+                                                         Command{"XINFO", "GROUPS", keys.stream}});
+    if (!replies) return std::move(replies).error();
+    ports::TopicStats stats;
+    stats.length = static_cast<std::size_t>((*replies)[0].integer);
+    stats.dead_letters = static_cast<std::size_t>((*replies)[1].integer);
+    const auto& groups = (*replies)[2];
+    if (groups.is_error()) return stats;  // no stream yet: nothing published, no group
+    for (const auto& group : groups.elements) {
+      ports::GroupStats entry;
+      for (std::size_t i = 0; i + 1 < group.elements.size(); i += 2) {
+        const auto& name = group.elements[i].text;
+        const auto& value = group.elements[i + 1];
+        if (name == "name") entry.name = value.text;
+        else if (name == "consumers") entry.consumers = static_cast<std::size_t>(value.integer);
+        else if (name == "pending") entry.pending = static_cast<std::size_t>(value.integer);
+        else if (name == "lag" && value.kind == Reply::Kind::integer) entry.lag = static_cast<std::size_t>(value.integer);
+      }
+      // Retries of the group wait in its own set and redelivery stream: they are pending too.
+      auto waiting = shared_->connection.execute_pipeline(
+          {Command{"ZCARD", keys.group_key(entry.name, "retry")}, Command{"XPENDING", keys.group_key(entry.name, "redeliver"), entry.name}});
+      if (waiting) {
+        entry.pending += static_cast<std::size_t>((*waiting)[0].integer);
+        if ((*waiting)[1].is_array() && !(*waiting)[1].elements.empty()) {
+          entry.pending += static_cast<std::size_t>((*waiting)[1].elements[0].integer);
+        }
+      }
+      stats.groups.push_back(std::move(entry));
+    }
+    return stats;
   }
 
   ports::Health health() override { return shared_->connection.health(); }

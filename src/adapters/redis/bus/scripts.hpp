@@ -140,4 +140,19 @@ redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])
 )lua";
 
+// Replay of a dead letter: back on the topic and out of the DLQ, both or neither.
+// KEYS: dead-letter stream, topic stream. ARGV: dead letter id, body. 0 when there is no such letter.
+constexpr std::string_view replay = R"lua(
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+return 1
+)lua";
+
+// KEYS: dead-letter stream. Returns how many letters it held.
+constexpr std::string_view purge = R"lua(
+local count = redis.call('XLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return count
+)lua";
+
 }  // namespace baton::adapters::redis::scripts
