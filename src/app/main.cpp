@@ -8,6 +8,7 @@
 //   baton [--config F] dlq replay [--phase P] [--rate N] [--dry-run]
 //   baton [--config F] dlq purge [--phase P]
 //   baton [--config F] status [--json]
+//   baton [--config F] trace CORR_ID [--tenant T] [--json]
 //
 // Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
 // 2 the command line or the configuration is wrong.
@@ -21,6 +22,7 @@
 
 #include "baton/core/codec.hpp"
 #include "baton/core/keys.hpp"
+#include "baton/orchestrator/trace.hpp"
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/core/log.hpp"
@@ -92,6 +94,11 @@ int submit(const Common& common, const std::string& tenant, const std::string& t
   const std::string first = pipeline.phases().front();
   auto task = make_envelope("phase." + first + ".in", boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant});
   if (auto sent = runtime->bus->publish(pipeline.first_topic(), task); !sent) return fail(sent.error(), exit_failed);
+  if (auto traced = orchestrator::record_trace_event(*runtime->kv, tenant, task.corr_id,
+                                                     {{"event", "submitted"}, {"msg_id", task.id}, {"to", pipeline.first_topic()}});
+      !traced) {
+    std::cerr << "baton: note: submitted, but its trace was not recorded: " << traced.error().message() << "\n";
+  }
   if (runtime->config.bus == "memory://") {
     std::cerr << "baton: note: the bus is memory://, so this message lives only in this process\n";
   }
@@ -158,6 +165,52 @@ int dlq_show(const Common& common, const std::string& id, const std::string& pha
     }
   }
   return fail(Error{errc::not_found, "no dead letter with id " + id}, exit_failed);
+}
+
+// Where a story stands after its last recorded event.
+std::string whereabouts(const orchestrator::Pipeline& pipeline, const boost::json::array& events) {
+  if (events.empty()) return "nothing recorded";
+  const auto& last = events.back().as_object();
+  const std::string event(last.at("event").as_string());
+  if (event == "submitted") return "waiting for phase " + pipeline.phases().front();
+  const std::string phase(last.at("phase").as_string());
+  if (event == "dead_lettered") return "in the dead letters of phase " + phase + " (baton dlq list --phase " + phase + ")";
+  if (event == "handled") {
+    const auto& phases = pipeline.phases();
+    const auto at = std::find(phases.begin(), phases.end(), phase);
+    if (at != phases.end() && at + 1 != phases.end()) return "waiting for phase " + *(at + 1);
+    return "completed";
+  }
+  return "waiting for another attempt of phase " + phase;
+}
+
+int trace(const Common& common, const std::string& corr_id, const std::string& tenant) {
+  auto runtime = start(common);
+  if (!runtime) return fail(runtime.error(), exit_usage);
+  auto events = orchestrator::read_trace(*runtime->kv, tenant, corr_id);
+  if (!events) return fail(events.error(), exit_failed);
+  const auto where = whereabouts(*runtime->pipeline, *events);
+  if (common.json) {
+    std::cout << boost::json::serialize(boost::json::object{{"corr_id", corr_id}, {"tenant_id", tenant}, {"events", *events},
+                                                            {"now", where}})
+              << "\n";
+    return 0;
+  }
+  for (const auto& item : *events) {
+    const auto& event = item.as_object();
+    const auto text = [&](const char* field) -> std::string {
+      const auto* value = event.if_contains(field);
+      return value && value->is_string() ? std::string(value->as_string()) : std::string();
+    };
+    std::cout << text("at") << "  " << text("event");
+    if (event.contains("phase")) std::cout << "  phase=" << text("phase");
+    if (event.contains("attempt")) std::cout << " attempt=" << boost::json::serialize(event.at("attempt"));
+    if (event.contains("elapsed_ms")) std::cout << " elapsed_ms=" << boost::json::serialize(event.at("elapsed_ms"));
+    if (event.contains("error")) std::cout << "  error: " << text("error");
+    std::cout << "\n";
+  }
+  std::cout << "now: " << where << "\n";
+  return 0;
 }
 
 int status(const Common& common) {
@@ -279,6 +332,13 @@ int main(int argc, char** argv) {
   submit_command->add_flag("--json", common.json, "Print a JSON object");
   submit_command->add_option("text", text, "The task")->required();
 
+  auto* trace_command = cli.add_subcommand("trace", "Every phase a task went through, and where it is now");
+  std::string corr_id;
+  std::string trace_tenant{default_tenant_id};
+  trace_command->add_option("corr_id", corr_id, "Correlation id (as printed by submit)")->required();
+  trace_command->add_option("--tenant", trace_tenant, "Tenant id");
+  trace_command->add_flag("--json", common.json, "One JSON object");
+
   auto* status_command = cli.add_subcommand("status", "Per phase: stream length, groups, pending, lag, dead letters");
   status_command->add_flag("--json", common.json, "One JSON object");
 
@@ -315,6 +375,7 @@ int main(int argc, char** argv) {
   else if (dlq_list_command->parsed()) code = dlq_list(common, phase);
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
   else if (status_command->parsed()) code = status(common);
+  else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
   else if (dlq_replay_command->parsed()) code = dlq_replay(common, phase, rate, dry_run);
   else if (dlq_purge_command->parsed()) code = dlq_purge(common, phase);
   log::flush();

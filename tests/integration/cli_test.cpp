@@ -10,6 +10,9 @@
 #include <cstdio>
 
 #include "baton/adapters/redis/redis_bus.hpp"
+#include "baton/adapters/redis/redis_kv.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
+#include "baton/orchestrator/pipeline.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
@@ -24,9 +27,9 @@ struct Run {
   std::string output;
 };
 
-Run baton(const baton::test::RedisServer& server, const std::string& arguments) {
-  const std::string command = "BATON_BUS='" + server.url() + "' BATON_KV='" + server.url() + "' " + BATON_EXECUTABLE + " " +
-                              arguments + " 2>/dev/null";
+Run baton(const baton::test::RedisServer& server, const std::string& arguments, const std::string& environment = "") {
+  const std::string command = "BATON_BUS='" + server.url() + "' BATON_KV='" + server.url() + "' " + environment + " " +
+                              BATON_EXECUTABLE + " " + arguments + " 2>/dev/null";
   Run run;
   if (FILE* pipe = ::popen(command.c_str(), "r")) {
     std::array<char, 4096> chunk{};
@@ -123,6 +126,54 @@ TEST(Cli, StatusAndADeadLetterReplayRoundTrip) {
   EXPECT_EQ(baton(server, "dlq list --json").output, "[]\n");
   // Who replayed what and when is kept next to the tenant's data.
   EXPECT_NE(server.cli({"HGET", "baton:t:default:replay:" + again.id, "v"}).find("\"by\""), std::string::npos);
+}
+
+// A phase that passes its input on unchanged.
+class PassOn final : public baton::orchestrator::BaseOrchestrator<boost::json::value, boost::json::value> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~PassOn() override { stop(); }
+
+ protected:
+  baton::Result<boost::json::value> handle(const boost::json::value& input, baton::orchestrator::Context&) override {
+    return input;
+  }
+};
+
+TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
+  baton::test::RedisServer server({.append_only = false});
+  using namespace baton;
+  const std::string two_phases = "BATON_PIPELINE_PHASES=plan,code";
+  const auto submitted = baton(server, "submit --tenant acme 'trace me'", two_phases);
+  ASSERT_EQ(submitted.exit_code, 0);
+  const std::string corr_id = submitted.output.substr(0, 36);
+  const auto waiting = boost::json::parse(baton(server, "trace --tenant acme --json " + corr_id, two_phases).output);
+  EXPECT_EQ(waiting.at("now"), "waiting for phase plan") << "a task not started yet shows where it waits";
+
+  adapters::redis::RedisBusOptions options;
+  options.redis = adapters::redis::parse_redis_url(server.url()).value();
+  auto bus = adapters::redis::make_redis_bus(options);
+  auto kv = adapters::redis::make_redis_kv(options.redis);
+  const auto pipeline = orchestrator::Pipeline::make({"plan", "code"}).value();
+  std::vector<std::unique_ptr<PassOn>> phases;
+  for (const auto& name : pipeline.phases()) {
+    phases.push_back(std::make_unique<PassOn>(orchestrator::Ports{bus.get(), kv.get()},
+                                              orchestrator::phase_options(pipeline, name).value()));
+    ASSERT_TRUE(phases.back()->start());
+  }
+  boost::json::value traced;
+  ASSERT_TRUE(test::eventually([&] {
+    traced = boost::json::parse(baton(server, "trace --tenant acme --json " + corr_id, two_phases).output);
+    return traced.at("now") == "completed";
+  }));
+  const auto& events = traced.at("events").as_array();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].at("event"), "submitted");
+  EXPECT_EQ(events[1].at("phase"), "plan");
+  EXPECT_EQ(events[2].at("phase"), "code");
+  const auto text = baton(server, "trace --tenant acme " + corr_id, two_phases).output;
+  EXPECT_NE(text.find("now: completed"), std::string::npos) << text;
+  EXPECT_EQ(baton(server, "trace 00000000-0000-7000-8000-000000000000").exit_code, 1);
 }
 
 TEST(Cli, PurgeRemovesDeadLetters) {

@@ -370,11 +370,7 @@ TEST(RedisPipeline, EveryTaskCompletesExactlyOnceThroughAtomicHandOffs) {
   const auto pipeline = orchestrator::Pipeline::make({"first", "second"}, test::unique_name("p")).value();
   std::vector<std::unique_ptr<Doubler>> phases;
   for (const auto& name : pipeline.phases()) {
-    orchestrator::PhaseOptions options;
-    options.name = name;
-    options.input_topic = pipeline.input_topic(name);
-    options.output_topic = *pipeline.output_topic(name);
-    options.output_type = *pipeline.output_type(name);
+    auto options = orchestrator::phase_options(pipeline, name).value();
     options.concurrency = 4;
     options.retry.base_delay = 5ms;
     phases.push_back(std::make_unique<Doubler>(orchestrator::Ports{bus.get()}, options));

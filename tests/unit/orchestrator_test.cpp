@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "baton/adapters/memory/memory_bus.hpp"
+#include "baton/adapters/memory/memory_kv.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "support/recorder.hpp"
@@ -40,12 +41,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-PhaseOptions phase_options(const Pipeline& pipeline, const std::string& name) {
-  PhaseOptions options;
-  options.name = name;
-  options.input_topic = pipeline.input_topic(name);
-  options.output_topic = *pipeline.output_topic(name);
-  options.output_type = *pipeline.output_type(name);
+PhaseOptions quick_phase(const Pipeline& pipeline, const std::string& name) {
+  auto options = phase_options(pipeline, name).value();
   options.retry.base_delay = 1ms;
   options.retry.max_delay = 5ms;
   options.retry.max_attempts = 3;
@@ -88,10 +85,11 @@ class OrchestratorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     bus_ = adapters::memory::make_memory_bus();
+    kv_ = adapters::memory::make_memory_kv();
     pipeline_.emplace(Pipeline::make({"plan", "count"}).value());
-    plan_ = std::make_unique<PlanPhase>(Ports{bus_.get()}, phase_options(*pipeline_, "plan"));
-    auto count_options = phase_options(*pipeline_, "count");
-    count_ = std::make_unique<CountPhase>(Ports{bus_.get()}, count_options);
+    plan_ = std::make_unique<PlanPhase>(Ports{bus_.get(), kv_.get()}, quick_phase(*pipeline_, "plan"));
+    auto count_options = quick_phase(*pipeline_, "count");
+    count_ = std::make_unique<CountPhase>(Ports{bus_.get(), kv_.get()}, count_options);
     ASSERT_TRUE(plan_->start());
     ASSERT_TRUE(count_->start());
     ports::SubscribeOptions sink;
@@ -125,7 +123,19 @@ class OrchestratorTest : public ::testing::Test {
     return letters;
   }
 
+  std::vector<std::string> trace_events(const JsonEnvelope& task) {
+    auto events = read_trace(*kv_, task.tenant_id, task.corr_id);
+    std::vector<std::string> names;
+    if (events) {
+      for (const auto& event : *events) {
+        names.push_back(std::string(event.at("event").as_string()) + ":" + std::string(event.at("phase").as_string()));
+      }
+    }
+    return names;
+  }
+
   std::unique_ptr<ports::MessageBus> bus_;
+  std::unique_ptr<ports::KVStore> kv_;
   std::optional<Pipeline> pipeline_;
   std::unique_ptr<PlanPhase> plan_;
   std::unique_ptr<CountPhase> count_;
@@ -172,6 +182,21 @@ TEST_F(OrchestratorTest, ARetryableFailureComesBackAndHandsOffOnce) {
   EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [&](const auto& e) { return e.corr_id == task.corr_id; }), 1);
 }
 
+TEST_F(OrchestratorTest, EveryAttemptIsTracedUnderItsCorrelationId) {
+  const auto flaky = submit("flaky");
+  const auto broken = submit("broken");
+  ASSERT_TRUE(completed_.wait_for_count(1));
+  dead_letters_of("plan", 1);
+  EXPECT_EQ(trace_events(flaky), (std::vector<std::string>{"failed:plan", "handled:plan", "handled:count"}));
+  EXPECT_TRUE(test::eventually([&] { return trace_events(broken).size() == 3; }));
+  EXPECT_EQ(trace_events(broken), (std::vector<std::string>{"failed:plan", "failed:plan", "dead_lettered:plan"}));
+  const auto events = read_trace(*kv_, flaky.tenant_id, flaky.corr_id).value();
+  EXPECT_EQ(events.at(0).at("attempt"), 1);
+  EXPECT_EQ(events.at(1).at("attempt"), 2);
+  EXPECT_NE(std::string(events.at(0).at("error").as_string()).find("flaky dependency"), std::string::npos);
+  EXPECT_EQ(events.at(2).at("to"), "phase.completed");
+}
+
 TEST_F(OrchestratorTest, AnUndecodableInputIsADeadLetterAtOnce) {
   const auto wrong = make_envelope("phase.plan.in", boost::json::value{{"not_text", 1}});
   ASSERT_TRUE(bus_->publish(pipeline_->first_topic(), wrong));
@@ -198,7 +223,7 @@ TEST_F(OrchestratorTest, PermanentFailuresAndExhaustedRetriesAreDeadLetters) {
 TEST(Orchestrator, AHandlerPastItsDeadlineIsStoppedAndTriedAgain) {
   auto bus = adapters::memory::make_memory_bus();
   auto pipeline = Pipeline::make({"plan"}).value();
-  auto options = phase_options(pipeline, "plan");
+  auto options = quick_phase(pipeline, "plan");
   options.timeout = 50ms;
   PlanPhase plan(Ports{bus.get()}, options);
   ASSERT_TRUE(plan.start());
@@ -237,7 +262,7 @@ class NoHandOffBus final : public ports::MessageBus {
 
 TEST(Orchestrator, RefusesABusWithoutAtomicHandOff) {
   NoHandOffBus bus;
-  PlanPhase plan(Ports{&bus}, phase_options(Pipeline::make({"plan"}).value(), "plan"));
+  PlanPhase plan(Ports{&bus}, quick_phase(Pipeline::make({"plan"}).value(), "plan"));
   auto started = plan.start();
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().detail, "phase \"plan\": the bus cannot hand off atomically");

@@ -25,6 +25,8 @@
 #include "baton/core/log.hpp"
 #include "baton/core/retry.hpp"
 #include "baton/orchestrator/deadline_watch.hpp"
+#include "baton/orchestrator/pipeline.hpp"
+#include "baton/orchestrator/trace.hpp"
 #include "baton/ports/ai_api.hpp"
 #include "baton/ports/kv_store.hpp"
 #include "baton/ports/message_bus.hpp"
@@ -52,6 +54,19 @@ struct PhaseOptions {
   RetryPolicy retry{};          // backoff and attempt budget before the dead-letter queue
   std::chrono::milliseconds timeout{60'000};  // per handle() call
 };
+
+// The options of `phase` as a stage of `pipeline` (name and group, input, output, output type);
+// everything else keeps its default. errc::invalid_argument for a phase the pipeline does not have.
+inline Result<PhaseOptions> phase_options(const Pipeline& pipeline, const std::string& phase) {
+  const auto output = pipeline.output_topic(phase);
+  if (!output) return Error{errc::invalid_argument, "phase \"" + phase + "\" is not in the pipeline"};
+  PhaseOptions options;
+  options.name = phase;
+  options.input_topic = pipeline.input_topic(phase);
+  options.output_topic = *output;
+  options.output_type = *pipeline.output_type(phase);
+  return options;
+}
 
 // What handle() gets besides its input.
 struct Context {
@@ -127,12 +142,17 @@ class BaseOrchestrator {
 
     if (std::chrono::steady_clock::now() >= deadline && !info.stop.stop_requested()) {
       logger.warn("timed out", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}});
-      return retryable_failure("phase \"" + options_.name + "\" timed out after " + std::to_string(options_.timeout.count()) + " ms");
+      auto timed_out = retryable_failure("phase \"" + options_.name + "\" timed out after " + std::to_string(options_.timeout.count()) + " ms");
+      trace(envelope, last_attempt(timed_out, envelope) ? "dead_lettered" : "timed_out", elapsed_ms,
+            {{"error", timed_out.message()}});
+      return timed_out;
     }
     if (!output) {
       if (info.stop.stop_requested() && output.error() == errc::cancelled) return std::move(output).error();
       logger.warn("failed", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms},
                              {"retryable", is_retryable(output.error())}, {"error", output.error().message()}});
+      trace(envelope, last_attempt(output.error(), envelope) ? "dead_lettered" : "failed", elapsed_ms,
+            {{"error", output.error().message()}});
       return std::move(output).error();
     }
     auto next = child_envelope(envelope, options_.output_type, boost::json::value_from(*output));
@@ -142,7 +162,27 @@ class BaseOrchestrator {
     }
     logger.info("handled", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}, {"next_msg_id", next.id},
                             {"to", options_.output_topic}});
+    trace(envelope, "handled", elapsed_ms, {{"next_msg_id", next.id}, {"to", options_.output_topic}});
     return {};
+  }
+
+  // Whether this failure sends the input to the dead letters (permanent, or the last attempt).
+  bool last_attempt(const Error& failure, const JsonEnvelope& envelope) const {
+    const bool retryable = options_.retry.retryable ? options_.retry.retryable(failure) : is_retryable(failure);
+    return !retryable || (options_.retry.max_attempts > 0 && envelope.attempts >= static_cast<std::uint32_t>(options_.retry.max_attempts));
+  }
+
+  // Best effort: a trace that cannot be written never fails the message.
+  void trace(const JsonEnvelope& envelope, const char* event, std::int64_t elapsed_ms, boost::json::object extra) {
+    if (!ports_.kv) return;
+    extra["event"] = event;
+    extra["phase"] = options_.name;
+    extra["msg_id"] = envelope.id;
+    extra["attempt"] = envelope.attempts;
+    extra["elapsed_ms"] = elapsed_ms;
+    if (auto recorded = record_trace_event(*ports_.kv, envelope.tenant_id, envelope.corr_id, std::move(extra)); !recorded) {
+      logger_.for_message(envelope).warn("trace not recorded", {{"error", recorded.error().message()}});
+    }
   }
 
   Ports ports_;

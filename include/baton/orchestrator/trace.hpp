@@ -1,0 +1,33 @@
+#pragma once
+// The story of one correlation id across phases, kept in the KV store under
+// "t:<tenant>:trace:<corr_id>" as a JSON array of events, oldest first:
+//   {"event":"submitted","topic":...,"msg_id":...,"at":...}
+//   {"event":"handled"|"failed"|"timed_out"|"dead_lettered","phase":...,"msg_id":...,"attempt":N,
+//    "at":...,"elapsed_ms":N[,"error":...][,"next_msg_id":...,"to":...]}
+// Recording is diagnostic, not part of the hand-off: an attempt whose outcome a crash undid may
+// still show, followed by the attempt that replaced it.
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "baton/core/result.hpp"
+#include "baton/ports/kv_store.hpp"
+
+namespace baton::orchestrator {
+
+inline constexpr std::size_t max_trace_events = 500;
+inline constexpr std::chrono::hours trace_ttl{24 * 7};
+
+std::string trace_key(std::string_view tenant_id, std::string_view corr_id);
+
+// Appends an event (compare-and-swap, retried on conflict). Adds "at" when the event has none.
+Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id,
+                                boost::json::object event);
+
+// The events, oldest first; errc::not_found when nothing was recorded for that id.
+Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id);
+
+}  // namespace baton::orchestrator
