@@ -5,6 +5,7 @@
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "baton/adapters/memory/memory_bus.hpp"
@@ -240,6 +241,42 @@ TEST(Orchestrator, AHandlerPastItsDeadlineIsStoppedAndTriedAgain) {
   EXPECT_EQ(plan.calls.load(), 2);
   EXPECT_EQ(completed.seen().front().payload.at("steps"), 4) << "the late result of the first attempt was handed off";
   EXPECT_EQ(completed.count(), 1u);
+}
+
+TEST(Orchestrator, ACrashBetweenHandleAndHandOffLosesNothingAndDoublesNothing) {
+  // The process "dies" once in each phase, after handle() returned and before the hand-off committed.
+  std::mutex mutex;
+  std::set<std::string> crashed_once;
+  adapters::memory::MemoryBusOptions options;
+  options.crash_before_commit = [&](std::string_view topic, const JsonEnvelope& envelope) {
+    if (topic == "phase.completed") return false;  // the test's own ledger below does not crash
+    std::lock_guard lock(mutex);
+    return crashed_once.insert(std::string(topic) + "/" + envelope.id).second;
+  };
+  auto bus = adapters::memory::make_memory_bus(options);
+  auto pipeline = Pipeline::make({"plan", "count"}).value();
+  PlanPhase plan(Ports{bus.get()}, quick_phase(pipeline, "plan"));
+  CountPhase count(Ports{bus.get()}, quick_phase(pipeline, "count"));
+  ASSERT_TRUE(plan.start());
+  ASSERT_TRUE(count.start());
+  test::Recorder completed;
+  ports::SubscribeOptions sink;
+  sink.group = "sink";
+  auto subscription = bus->subscribe(pipeline.completed_topic(), [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    completed.add(e);
+    return {};
+  }, sink);
+  constexpr int tasks = 20;
+  for (int n = 0; n < tasks; ++n) {
+    ASSERT_TRUE(bus->publish(pipeline.first_topic(), make_envelope("phase.plan.in", boost::json::value{{"text", "task " + std::to_string(n)}})));
+  }
+  ASSERT_TRUE(completed.wait_for_count(tasks));
+  // Every input crashed once, so plan ran twice per task; yet each task completed exactly once.
+  EXPECT_EQ(plan.calls.load(), 2 * tasks);
+  std::map<std::string, int> per_story;
+  for (const auto& e : completed.seen()) ++per_story[e.corr_id];
+  EXPECT_EQ(per_story.size(), static_cast<std::size_t>(tasks)) << "a task was lost";
+  for (const auto& [corr_id, times] : per_story) EXPECT_EQ(times, 1) << corr_id << " completed " << times << " times";
 }
 
 // A bus that cannot hand off atomically: the orchestrator must refuse it rather than lose outputs.

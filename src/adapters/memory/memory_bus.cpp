@@ -224,7 +224,13 @@ class DurableSubscription final : public ThreadsControl {
       ports::DeliveryInfo delivery = info;
       delivery.handoff = &handoff;
       auto outcome = ports::invoke_handler(handler_, envelope, delivery);
+      const bool crashed = state_->options.crash_before_commit && state_->options.crash_before_commit(topic_, envelope);
       lock.lock();
+      if (crashed) {
+        group().in_flight.erase(envelope.id);
+        put_back(claimed->seq, std::chrono::steady_clock::now());
+        continue;
+      }
       finish(claimed->seq, envelope, outcome, stop, handoff.outputs());
     }
   }
