@@ -50,6 +50,16 @@ PhaseOptions quick_phase(const Pipeline& pipeline, const std::string& name) {
   return options;
 }
 
+// Records every completed task, in a group of its own.
+ports::Subscription record_completions(ports::MessageBus& bus, const Pipeline& pipeline, test::Recorder& completed) {
+  ports::SubscribeOptions sink;
+  sink.group = "sink";
+  return bus.subscribe(pipeline.completed_topic(), [&completed](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    completed.add(e);
+    return {};
+  }, sink).value();
+}
+
 // Plans a task; "flaky" tasks fail their first attempt, "slow" ones outlive the first deadline.
 class PlanPhase final : public BaseOrchestrator<orchestrator_demo::Task, orchestrator_demo::Plan> {
  public:
@@ -229,12 +239,7 @@ TEST(Orchestrator, AHandlerPastItsDeadlineIsStoppedAndTriedAgain) {
   PlanPhase plan(Ports{bus.get()}, options);
   ASSERT_TRUE(plan.start());
   test::Recorder completed;
-  ports::SubscribeOptions sink;
-  sink.group = "sink";
-  auto subscription = bus->subscribe(pipeline.completed_topic(), [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
-    completed.add(e);
-    return {};
-  }, sink);
+  auto subscription = record_completions(*bus, pipeline, completed);
   ASSERT_TRUE(bus->publish(pipeline.first_topic(), make_envelope("phase.plan.in", boost::json::value{{"text", "slow"}})));
   ASSERT_TRUE(completed.wait_for_count(1));
   EXPECT_EQ(plan.saw_deadline_stop.load(), 1) << "the stop token was not requested at the deadline";
@@ -260,12 +265,7 @@ TEST(Orchestrator, ACrashBetweenHandleAndHandOffLosesNothingAndDoublesNothing) {
   ASSERT_TRUE(plan.start());
   ASSERT_TRUE(count.start());
   test::Recorder completed;
-  ports::SubscribeOptions sink;
-  sink.group = "sink";
-  auto subscription = bus->subscribe(pipeline.completed_topic(), [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
-    completed.add(e);
-    return {};
-  }, sink);
+  auto subscription = record_completions(*bus, pipeline, completed);
   constexpr int tasks = 20;
   for (int n = 0; n < tasks; ++n) {
     ASSERT_TRUE(bus->publish(pipeline.first_topic(), make_envelope("phase.plan.in", boost::json::value{{"text", "task " + std::to_string(n)}})));
