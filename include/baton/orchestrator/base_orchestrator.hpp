@@ -25,6 +25,7 @@
 #include "baton/core/log.hpp"
 #include "baton/core/retry.hpp"
 #include "baton/orchestrator/deadline_watch.hpp"
+#include "baton/orchestrator/metrics.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "baton/orchestrator/trace.hpp"
 #include "baton/ports/ai_api.hpp"
@@ -53,6 +54,7 @@ struct PhaseOptions {
   int concurrency = 1;          // handlers at once in this process
   RetryPolicy retry{};          // backoff and attempt budget before the dead-letter queue
   std::chrono::milliseconds timeout{60'000};  // per handle() call
+  MetricsRegistry* metrics = nullptr;         // where the phase counts what it does; null = not counted
 };
 
 // The options of `phase` as a stage of `pipeline` (name and group, input, output, output type);
@@ -81,7 +83,8 @@ template <class In, class Out>
 class BaseOrchestrator {
  public:
   BaseOrchestrator(Ports phase_ports, PhaseOptions options)
-      : ports_(phase_ports), options_(std::move(options)), logger_(log::Logger().child(options_.name)) {
+      : ports_(phase_ports), options_(std::move(options)), logger_(log::Logger().child(options_.name)),
+        metrics_(options_.metrics ? &options_.metrics->phase(options_.name) : nullptr) {
     if (options_.output_type.empty()) options_.output_type = options_.output_topic;
   }
   virtual ~BaseOrchestrator() = default;  // derived classes call stop() in theirs (handle() is theirs)
@@ -123,9 +126,17 @@ class BaseOrchestrator {
  private:
   Result<void> on_message(const JsonEnvelope& envelope, const ports::DeliveryInfo& info) {
     const auto logger = logger_.for_message(envelope).with("phase", boost::json::string(options_.name));
+    if (metrics_) {
+      ++metrics_->received;
+      if (envelope.headers.contains("replayed_from")) ++metrics_->replayed;
+    }
     auto input = to_typed<In>(envelope);
     if (!input) {
       logger.error("input does not decode; dead-lettered", {{"error", input.error().message()}});
+      if (metrics_) {
+        ++metrics_->failed;
+        ++metrics_->dead_lettered;
+      }
       return permanent_failure("phase \"" + options_.name + "\": " + input.error().message());
     }
 
@@ -138,11 +149,15 @@ class BaseOrchestrator {
     Context context{envelope, logger, cancel.get_token(), deadline, ports_};
     auto output = handle(input->payload, context);
     deadlines_.cancel(watch);
+    if (metrics_) {
+      metrics_->observe_handler_time(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started));
+    }
     const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
 
     if (std::chrono::steady_clock::now() >= deadline && !info.stop.stop_requested()) {
       logger.warn("timed out", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}});
       auto timed_out = retryable_failure("phase \"" + options_.name + "\" timed out after " + std::to_string(options_.timeout.count()) + " ms");
+      count_failure(timed_out, envelope);
       trace(envelope, last_attempt(timed_out, envelope) ? "dead_lettered" : "timed_out", elapsed_ms,
             {{"error", timed_out.message()}});
       return timed_out;
@@ -151,6 +166,7 @@ class BaseOrchestrator {
       if (info.stop.stop_requested() && output.error() == errc::cancelled) return std::move(output).error();
       logger.warn("failed", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms},
                              {"retryable", is_retryable(output.error())}, {"error", output.error().message()}});
+      count_failure(output.error(), envelope);
       trace(envelope, last_attempt(output.error(), envelope) ? "dead_lettered" : "failed", elapsed_ms,
             {{"error", output.error().message()}});
       return std::move(output).error();
@@ -163,7 +179,15 @@ class BaseOrchestrator {
     logger.info("handled", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}, {"next_msg_id", next.id},
                             {"to", options_.output_topic}});
     trace(envelope, "handled", elapsed_ms, {{"next_msg_id", next.id}, {"to", options_.output_topic}});
+    if (metrics_) ++metrics_->handled;
     return {};
+  }
+
+  void count_failure(const Error& failure, const JsonEnvelope& envelope) {
+    if (!metrics_) return;
+    ++metrics_->failed;
+    if (last_attempt(failure, envelope)) ++metrics_->dead_lettered;
+    else ++metrics_->retried;
   }
 
   // Whether this failure sends the input to the dead letters (permanent, or the last attempt).
@@ -188,6 +212,7 @@ class BaseOrchestrator {
   Ports ports_;
   PhaseOptions options_;
   log::Logger logger_;
+  PhaseMetrics* metrics_;
   DeadlineWatch deadlines_;
   ports::Subscription subscription_;
 };
