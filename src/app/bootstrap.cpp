@@ -1,5 +1,7 @@
 #include "baton/app/bootstrap.hpp"
 
+#include "baton/adapters/env/env_secrets.hpp"
+#include "baton/adapters/fs/fs_storage.hpp"
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/memory/memory_kv.hpp"
 #include "baton/adapters/redis/redis_bus.hpp"
@@ -41,6 +43,11 @@ Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options)
     if (!redis) return std::move(redis).error();
     runtime.kv = adapters::redis::make_redis_kv(*redis);
   }
+
+  auto storage = adapters::fs::make_fs_storage({config.storage_root});
+  if (!storage) return Error{errc::invalid_argument, "config key \"storage.root\": " + storage.error().message()};
+  runtime.storage = std::move(*storage);
+  runtime.secrets = adapters::env::make_env_secrets();
 
   auto pipeline = orchestrator::Pipeline::make(config.phases, config.space);
   if (!pipeline) return Error{errc::invalid_argument, "config key \"pipeline.phases\": " + pipeline.error().detail};

@@ -71,7 +71,8 @@ int health(const Common& common) {
   // Checked side by side, so an unreachable server costs one timeout, not one per port.
   auto bus_health = std::async(std::launch::async, [&] { return runtime->bus->health(); });
   auto kv_health = std::async(std::launch::async, [&] { return runtime->kv->health(); });
-  const std::vector<std::pair<std::string, ports::Health>> checks = {{"bus", bus_health.get()}, {"kv", kv_health.get()}};
+  const std::vector<std::pair<std::string, ports::Health>> checks = {
+      {"bus", bus_health.get()}, {"kv", kv_health.get()}, {"storage", runtime->storage->health()}};
   bool healthy = true;
   boost::json::array report;
   for (const auto& [port, result] : checks) {

@@ -16,9 +16,13 @@ struct Runtime {
   Config config;
   std::unique_ptr<ports::MessageBus> bus;
   std::unique_ptr<ports::KVStore> kv;
+  std::unique_ptr<ports::Storage> storage;  // files under storage.root
+  std::unique_ptr<ports::Secrets> secrets;  // from the environment (NAME or NAME_FILE)
   std::optional<orchestrator::Pipeline> pipeline;
 
-  orchestrator::Ports ports() const { return orchestrator::Ports{bus.get(), kv.get()}; }
+  orchestrator::Ports ports() const {
+    return orchestrator::Ports{bus.get(), kv.get(), nullptr, storage.get(), secrets.get()};
+  }
 };
 
 struct BootstrapOptions {

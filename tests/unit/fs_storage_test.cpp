@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "baton/adapters/fs/fs_storage.hpp"
+#include "support/unique_id.hpp"
+
+namespace baton::adapters::fs {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+class FsStorageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = stdfs::temp_directory_path() / test::unique_name("fs");
+    root_ = base_ / "root";
+    auto made = make_fs_storage({root_});
+    ASSERT_TRUE(made) << made.error().message();
+    storage_ = std::move(*made);
+  }
+  void TearDown() override { stdfs::remove_all(base_); }
+
+  stdfs::path base_, root_;
+  std::unique_ptr<ports::Storage> storage_;
+};
+
+TEST_F(FsStorageTest, PutThenGetInNestedFolders) {
+  ASSERT_TRUE(storage_->put("workspaces/c1/src/main.cpp", "int main() {}\n"));
+  auto bytes = storage_->get("workspaces/c1/src/main.cpp");
+  ASSERT_TRUE(bytes) << bytes.error().message();
+  EXPECT_EQ(*bytes, "int main() {}\n");
+  ASSERT_TRUE(storage_->put("workspaces/c1/src/main.cpp", std::string("binary\0data", 11)));
+  EXPECT_EQ(storage_->get("workspaces/c1/src/main.cpp").value(), std::string("binary\0data", 11));
+}
+
+TEST_F(FsStorageTest, AWriteLeavesNoTemporaryFileBehind) {
+  ASSERT_TRUE(storage_->put("a/b.txt", "x"));
+  std::size_t files = 0;
+  for (const auto& entry : stdfs::recursive_directory_iterator(root_)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 1u);
+}
+
+TEST_F(FsStorageTest, MissingBlobIsNotFound) {
+  auto missing = storage_->get("nope.txt");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), errc::not_found);
+  EXPECT_EQ(missing.error().detail, "storage path \"nope.txt\": no such blob");
+}
+
+TEST_F(FsStorageTest, ListsSortedUnderAPrefix) {
+  ASSERT_TRUE(storage_->put("w/2/b.txt", "b"));
+  ASSERT_TRUE(storage_->put("w/1/a.txt", "a"));
+  ASSERT_TRUE(storage_->put("releases/x.txt", "x"));
+  EXPECT_EQ(storage_->list("w").value(), (std::vector<std::string>{"w/1/a.txt", "w/2/b.txt"}));
+  EXPECT_EQ(storage_->list("").value().size(), 3u);
+  EXPECT_TRUE(storage_->list("nothing/here").value().empty());
+}
+
+TEST_F(FsStorageTest, RemoveSaysWhetherSomethingWentAway) {
+  ASSERT_TRUE(storage_->put("r.txt", "x"));
+  EXPECT_TRUE(storage_->remove("r.txt").value());
+  EXPECT_FALSE(storage_->remove("r.txt").value());
+}
+
+TEST_F(FsStorageTest, PathsThatLeaveTheRootAreRefusedNamingThem) {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"../escape.txt", "storage path \"../escape.txt\": may not hold \".\" or \"..\""},
+      {"a/../../escape.txt", "storage path \"a/../../escape.txt\": may not hold \".\" or \"..\""},
+      {"/etc/passwd", "storage path \"/etc/passwd\": must be relative (no leading '/')"},
+      {"a//b", "storage path \"a//b\": has an empty segment"},
+      {"", "storage path \"\": must not be empty"},
+      {"./x", "storage path \"./x\": may not hold \".\" or \"..\""},
+  };
+  for (const auto& [path, message] : refused) {
+    auto result = storage_->put(path, "x");
+    ASSERT_FALSE(result) << path;
+    EXPECT_EQ(result.error(), errc::invalid_argument) << path;
+    EXPECT_EQ(result.error().detail, message);
+  }
+  EXPECT_FALSE(stdfs::exists(base_ / "escape.txt"));
+}
+
+TEST_F(FsStorageTest, ASymlinkOutOfTheRootIsRefused) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  stdfs::create_directory_symlink(outside, root_ / "link");
+  auto written = storage_->put("link/stolen.txt", "x");
+  ASSERT_FALSE(written);
+  EXPECT_NE(written.error().detail.find("leads out of the storage root"), std::string::npos) << written.error().detail;
+  EXPECT_FALSE(stdfs::exists(outside / "stolen.txt"));
+  std::ofstream(outside / "secret.txt") << "secret";
+  EXPECT_FALSE(storage_->get("link/secret.txt"));
+}
+
+TEST_F(FsStorageTest, ASymlinkInsideTheRootIsFine) {
+  stdfs::create_directories(root_ / "real");
+  stdfs::create_directory_symlink(root_ / "real", root_ / "alias");
+  ASSERT_TRUE(storage_->put("alias/file.txt", "x"));
+  EXPECT_EQ(storage_->get("real/file.txt").value(), "x");
+}
+
+TEST_F(FsStorageTest, HealthChecksTheRoot) {
+  EXPECT_TRUE(storage_->health().ok);
+}
+
+}  // namespace
+}  // namespace baton::adapters::fs
