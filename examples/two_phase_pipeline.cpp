@@ -1,48 +1,112 @@
 // A two-phase pipeline on the in-memory adapters: "plan" turns a task into steps, "code" carries
-// them out. It shows the pieces of the foundation working together: envelopes and their
-// correlation, durable topics with consumer groups, redelivery of a retryable failure, once() for
-// an effect that must happen exactly once, and JSON logs that follow one message across phases.
+// them out. It shows the pieces working together: typed phases (BaseOrchestrator), the atomic
+// hand-off from one phase to the next, redelivery of a retryable failure, once() for an effect that
+// must happen exactly once, the trace of every attempt, and JSON logs that follow one message across
+// phases by its correlation id.
 //
 //   two_phase_pipeline [--tasks N]
-//
-// The orchestrator (BaseOrchestrator, atomic hand-off) replaces the hand-written phases below.
 
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/memory/memory_kv.hpp"
 #include "baton/core/log.hpp"
 #include "baton/core/once.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
+#include "baton/orchestrator/pipeline.hpp"
+
+namespace demo {
+
+struct Task {
+  std::string text;
+};
+void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Task& task) { out = {{"task", task.text}}; }
+Task tag_invoke(boost::json::value_to_tag<Task>, const boost::json::value& in) {
+  return Task{boost::json::value_to<std::string>(in.at("task"))};
+}
+
+struct Plan {
+  std::string task;
+  std::vector<std::string> steps;
+};
+void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Plan& plan) {
+  out = {{"task", plan.task}, {"steps", boost::json::value_from(plan.steps)}};
+}
+Plan tag_invoke(boost::json::value_to_tag<Plan>, const boost::json::value& in) {
+  return Plan{boost::json::value_to<std::string>(in.at("task")), boost::json::value_to<std::vector<std::string>>(in.at("steps"))};
+}
+
+struct Done {
+  std::string task;
+  int completed_so_far = 0;
+};
+void tag_invoke(boost::json::value_from_tag, boost::json::value& out, const Done& done) {
+  out = {{"task", done.task}, {"completed_so_far", done.completed_so_far}};
+}
+
+}  // namespace demo
 
 namespace {
 
 using namespace std::chrono_literals;
 using namespace baton;
 
-constexpr std::string_view plan_topic = "phase.plan.in";
-constexpr std::string_view code_topic = "phase.code.in";
+class PlanPhase final : public orchestrator::BaseOrchestrator<demo::Task, demo::Plan> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~PlanPhase() override { stop(); }
 
-struct Options {
-  int tasks = 5;
+ protected:
+  Result<demo::Plan> handle(const demo::Task& task, orchestrator::Context& context) override {
+    context.logger.info("planning", {{"task", task.text}});
+    return demo::Plan{task.text, {"design", "implement", "test"}};
+  }
 };
 
-std::optional<Options> parse_arguments(int argc, char** argv) {
-  Options options;
+class CodePhase final : public orchestrator::BaseOrchestrator<demo::Plan, demo::Done> {
+ public:
+  CodePhase(orchestrator::Ports ports, orchestrator::PhaseOptions options, std::atomic<int>& effects)
+      : BaseOrchestrator(ports, std::move(options)), effects_(effects) {}
+  ~CodePhase() override { stop(); }
+
+ protected:
+  Result<demo::Done> handle(const demo::Plan& plan, orchestrator::Context& context) override {
+    context.logger.info("coding", {{"steps", plan.steps.size()}});
+    // The first task's first attempt fails as a flaky dependency would: the bus brings it back.
+    if (plan.task == "task-1" && context.envelope.attempts == 1) return retryable_failure("the build cache did not answer");
+    // The effect (counting a finished task) happens once per story, however often it is delivered.
+    auto& kv = *context.ports.kv;
+    auto done = once(kv, keys::tenant_key(context.envelope.tenant_id, "done", context.envelope.corr_id), [&]() -> Result<int> {
+      ++effects_;
+      auto total = kv.incr("demo:completed");
+      if (!total) return total.error();
+      return static_cast<int>(*total);
+    });
+    if (!done) return done.error();
+    return demo::Done{plan.task, done->value};
+  }
+
+ private:
+  std::atomic<int>& effects_;
+};
+
+std::optional<int> parse_tasks(int argc, char** argv) {
+  int tasks = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string_view argument = argv[i];
     if (argument == "--tasks" && i + 1 < argc) {
       const std::string_view value = argv[++i];
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), options.tasks);
-      if (error != std::errc{} || end != value.data() + value.size() || options.tasks < 1) {
+      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), tasks);
+      if (error != std::errc{} || end != value.data() + value.size() || tasks < 1) {
         std::cerr << "two_phase_pipeline: --tasks takes a whole number from 1 up, got \"" << value << "\"\n";
         return std::nullopt;
       }
@@ -51,7 +115,7 @@ std::optional<Options> parse_arguments(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  return options;
+  return tasks;
 }
 
 // Lines written by the logger, kept so the demo can show one message's story at the end.
@@ -69,9 +133,8 @@ class LogCapture {
       boost::system::error_code error;
       const auto parsed = boost::json::parse(line, error);
       const auto* object = parsed.if_object();
-      if (error || !object) continue;
-      const auto* corr = object->if_contains("corr_id");
-      if (corr && corr->is_string() && corr->get_string() == corr_id) story.push_back(line);
+      const auto* corr = object ? object->if_contains("corr_id") : nullptr;
+      if (!error && corr && corr->is_string() && corr->get_string() == corr_id) story.push_back(line);
     }
     return story;
   }
@@ -84,8 +147,8 @@ class LogCapture {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto options = parse_arguments(argc, argv);
-  if (!options) return 2;
+  const auto tasks = parse_tasks(argc, argv);
+  if (!tasks) return 2;
 
   LogCapture capture;
   log::log_to_callback([&](std::string_view line) { capture.add(line); });
@@ -93,56 +156,29 @@ int main(int argc, char** argv) {
 
   auto bus = adapters::memory::make_memory_bus();
   auto kv = adapters::memory::make_memory_kv();
+  const orchestrator::Ports ports{bus.get(), kv.get()};
+  const auto pipeline = orchestrator::Pipeline::make({"plan", "code"}).value();
 
-  ports::SubscribeOptions plan_options;
-  plan_options.group = "plan";
-  plan_options.concurrency = 2;
-  plan_options.redelivery.base_delay = 10ms;
-
-  auto plan = bus->subscribe(plan_topic, [&](const JsonEnvelope& task, const ports::DeliveryInfo&) -> Result<void> {
-    const auto logger = root.child("plan").for_message(task);
-    logger.info("planning", {{"attempt", task.attempts}, {"task", task.payload.at("task")}});
-    boost::json::array steps{"design", "implement", "test"};
-    auto next = child_envelope(task, std::string(code_topic), boost::json::value{{"task", task.payload.at("task")}, {"steps", steps}});
-    if (auto sent = bus->publish(code_topic, next); !sent) return sent.error();
-    logger.info("handed over", {{"to", code_topic}, {"next_msg_id", next.id}});
-    return {};
-  }, plan_options);
-
-  ports::SubscribeOptions code_options = plan_options;
-  code_options.group = "code";
-
+  auto options_for = [&](const std::string& phase) {
+    auto options = orchestrator::phase_options(pipeline, phase).value();
+    options.concurrency = 2;
+    options.retry.base_delay = 10ms;
+    return options;
+  };
   std::atomic<int> effects{0};
-  auto code = bus->subscribe(code_topic, [&](const JsonEnvelope& work, const ports::DeliveryInfo&) -> Result<void> {
-    const auto logger = root.child("code").for_message(work);
-    logger.info("coding", {{"attempt", work.attempts}, {"steps", work.payload.at("steps").as_array().size()}});
-    // The first task's first attempt fails as a flaky dependency would: the bus brings it back.
-    if (work.payload.at("task") == "task-1" && work.attempts == 1) {
-      logger.warn("flaky dependency, asking for a retry");
-      return retryable_failure("the build cache did not answer");
+  PlanPhase plan(ports, options_for("plan"));
+  CodePhase code(ports, options_for("code"), effects);
+  for (auto started : {plan.start(), code.start()}) {
+    if (!started) {
+      std::cerr << "two_phase_pipeline: " << started.error().message() << '\n';
+      return 1;
     }
-    // The effect (here: counting a finished task) happens once per story, however often delivered.
-    auto done = once(*kv, keys::tenant_key(work.tenant_id, "done", work.corr_id), [&]() -> Result<int> {
-      ++effects;
-      auto total = kv->incr("demo:completed");
-      if (!total) return total.error();
-      return static_cast<int>(*total);
-    });
-    if (!done) return done.error();
-    logger.info("completed", {{"completed_so_far", done->value}});
-    return {};
-  }, code_options);
-
-  if (!plan || !code) {
-    std::cerr << "two_phase_pipeline: subscribe failed: " << (!plan ? plan.error() : code.error()).message() << '\n';
-    return 1;
   }
 
   std::vector<std::string> submitted;
-  for (int n = 1; n <= options->tasks; ++n) {
-    auto task = make_envelope("phase.plan.in", boost::json::value{{"task", "task-" + std::to_string(n)}},
-                              EnvelopeOptions{.tenant_id = "demo"});
-    if (auto sent = bus->publish(plan_topic, task); !sent) {
+  for (int n = 1; n <= *tasks; ++n) {
+    auto task = to_untyped(make_envelope("phase.plan.in", demo::Task{"task-" + std::to_string(n)}, EnvelopeOptions{.tenant_id = "demo"}));
+    if (auto sent = bus->publish(pipeline.first_topic(), task); !sent) {
       std::cerr << "two_phase_pipeline: submit failed: " << sent.error().message() << '\n';
       return 1;
     }
@@ -150,28 +186,26 @@ int main(int argc, char** argv) {
     submitted.push_back(task.corr_id);
   }
 
-  // Wait for the pipeline to drain: every story completed, or a dead letter, or a deadline.
+  // Wait for the pipeline to drain: every story completed or dead-lettered, or a deadline.
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  std::size_t completed = 0;
   std::size_t dead = 0;
+  std::set<std::string> finished;
   while (std::chrono::steady_clock::now() < deadline) {
-    const auto count = kv->get("demo:completed");
-    completed = count && *count ? std::stoul((*count)->value) : 0;
-    dead = bus->dead_letters(plan_topic).value_or({}).size() + bus->dead_letters(code_topic).value_or({}).size();
-    if (completed + dead >= submitted.size()) break;
+    finished.clear();
+    for (const auto& corr_id : submitted) {
+      auto mark = kv->get(keys::tenant_key("demo", "done", corr_id));
+      if (mark && *mark) finished.insert(corr_id);
+    }
+    dead = 0;
+    for (const auto& phase : pipeline.phases()) dead += bus->dead_letters(pipeline.input_topic(phase)).value_or({}).size();
+    if (finished.size() + dead >= submitted.size()) break;
     std::this_thread::sleep_for(5ms);
   }
-  plan->stop();
-  code->stop();
+  plan.stop();
+  code.stop();
 
-  std::set<std::string> finished;
-  for (const auto& corr_id : submitted) {
-    auto mark = kv->get(keys::tenant_key("demo", "done", corr_id));
-    if (mark && *mark) finished.insert(corr_id);
-  }
   const std::size_t lost = submitted.size() - finished.size() - dead;
   const std::size_t duplicated = static_cast<std::size_t>(effects.load()) - finished.size();
-
   const auto story = capture.for_correlation(submitted.front());
   log::log_to_stderr();
   std::cout << "The story of one message (corr_id " << submitted.front() << "), across both phases:\n";
