@@ -402,6 +402,18 @@ TEST(RedisPipeline, EveryTaskCompletesExactlyOnceThroughAtomicHandOffs) {
   for (const auto& [corr_id, times] : completions) EXPECT_EQ(times, 1) << corr_id;
 }
 
+TEST(RedisKv, ScriptsRunByHashAndComeBackAfterTheCacheIsFlushed) {
+  RedisServer server({.append_only = false});
+  auto kv = make_redis_kv(bus_options(server).redis);
+  ASSERT_TRUE(kv->set("k", "1"));
+  server.cli({"SCRIPT", "FLUSH"});
+  auto after = kv->set("k", "2");
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_EQ((*kv->get("k"))->value, "2");
+  // The calls went by hash: the server's command stats count EVALSHA.
+  EXPECT_NE(server.cli({"INFO", "commandstats"}).find("cmdstat_evalsha"), std::string::npos);
+}
+
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {
   RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right"}});
   auto options = bus_options(server);

@@ -16,6 +16,7 @@
 #include "baton/ports/bus_checks.hpp"
 #include "bus/scripts.hpp"
 #include "connection/connection.hpp"
+#include "detail/script.hpp"
 
 namespace baton::adapters::redis {
 namespace {
@@ -98,25 +99,23 @@ struct Shared {
   explicit Shared(RedisBusOptions bus_options) : options(std::move(bus_options)), connection(options.redis) {}
   RedisBusOptions options;
   Connection connection;
-  std::string complete_script = with_owns(scripts::complete);
-  std::string retry_script = with_owns(scripts::retry);
-  std::string dead_letter_script = with_owns(scripts::dead_letter);
-  std::string release_script = with_owns(scripts::release);
-  std::string keep_alive_script = with_owns(scripts::keep_alive);
-  std::string move_due_script = with_owns(scripts::move_due);
-  std::string trim_script = with_owns(scripts::trim_acked);
-  std::string publish_mirrored_script = std::string(scripts::publish_mirrored);
-  std::string replay_script = std::string(scripts::replay);
-  std::string purge_script = std::string(scripts::purge);
-  std::string begin_script = with_owns(scripts::begin);
+  detail::Script complete_script{with_owns(scripts::complete)};
+  detail::Script retry_script{with_owns(scripts::retry)};
+  detail::Script dead_letter_script{with_owns(scripts::dead_letter)};
+  detail::Script release_script{with_owns(scripts::release)};
+  detail::Script keep_alive_script{with_owns(scripts::keep_alive)};
+  detail::Script move_due_script{with_owns(scripts::move_due)};
+  detail::Script begin_script{with_owns(scripts::begin)};
+  detail::Script trim_script{with_owns(scripts::trim_acked)};
+  detail::Script publish_mirrored_script{std::string(scripts::publish_mirrored)};
+  detail::Script replay_script{std::string(scripts::replay)};
+  detail::Script purge_script{std::string(scripts::purge)};
   std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
 
-  Result<Reply> eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
-    Command command{"EVAL", script, std::to_string(keys.size())};
-    for (auto& key : keys) command.push_back(std::move(key));
-    for (auto& argument : arguments) command.push_back(std::move(argument));
-    return connection.execute(std::move(command));
+  Result<Reply> eval(const detail::Script& script, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& arguments) {
+    return script.run(connection, keys, arguments);
   }
 };
 
@@ -427,7 +426,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // A script that records an outcome is retried while Redis is briefly away (a restart): giving up
   // would leave work done but unrecorded, to be done again. The entry stays ours meanwhile, since
   // nobody can reclaim it from a server that is down; the budget stays well inside reclaim_idle.
-  Result<Reply> eval_persistently(const std::string& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
+  Result<Reply> eval_persistently(const detail::Script& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
     const auto deadline = std::chrono::steady_clock::now() + shared_->options.reclaim_idle / 2;
     auto pause = std::chrono::milliseconds{5};
     while (true) {
@@ -446,7 +445,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Runs an outcome script: the common arguments (group, id, consumer, deliveries) come first.
-  void finish(const std::string& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
+  void finish(const detail::Script& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
     std::vector<std::string> arguments{options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)};
     for (auto& argument : extra) arguments.push_back(std::move(argument));
     auto done = eval_persistently(script, std::move(keys), std::move(arguments));
@@ -597,7 +596,7 @@ class RedisBus final : public ports::MessageBus {
     } else {
       const TopicKeys mirror(shared_->options, options.mirror_to_stream);
       for (auto& body : *encoded) {
-        commands.push_back(Command{"EVAL", shared_->publish_mirrored_script, "1", mirror.stream,
+        commands.push_back(Command{"EVAL", shared_->publish_mirrored_script.text(), "1", mirror.stream,
                                    channel_for(shared_->options, topic), std::move(body)});
       }
     }

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "connection/connection.hpp"
+#include "detail/script.hpp"
 
 namespace baton::adapters::redis {
 namespace {
@@ -153,12 +154,8 @@ class RedisKv final : public ports::KVStore {
     return {errc::decode_failed, std::string(operation) + " \"" + std::string(key) + "\": unexpected reply shape from redis"};
   }
 
-  // EVAL of a script on one key. (EVALSHA caching is a later speed-up; Redis caches the compiled
-  // script by its hash either way.)
-  Result<Reply> eval(const std::string& script, std::string_view key, std::vector<std::string> arguments) {
-    Command command{"EVAL", script, "1", full(key)};
-    for (auto& argument : arguments) command.push_back(std::move(argument));
-    return connection_.execute(std::move(command));
+  Result<Reply> eval(const detail::Script& script, std::string_view key, const std::vector<std::string>& arguments) {
+    return script.run(connection_, {full(key)}, arguments);
   }
 
   static Result<Version> version_of(const Reply& reply, const char* operation, std::string_view key) {
@@ -182,10 +179,10 @@ class RedisKv final : public ports::KVStore {
 
   std::string prefix_;
   detail::Connection connection_;
-  std::string set_script_;
-  std::string incr_script_;
-  std::string cas_script_;
-  std::string del_if_script_;
+  detail::Script set_script_;
+  detail::Script incr_script_;
+  detail::Script cas_script_;
+  detail::Script del_if_script_;
 };
 
 }  // namespace

@@ -1,0 +1,30 @@
+#pragma once
+// A Lua script sent by its SHA1 (EVALSHA), so each call carries a few dozen bytes instead of the
+// whole script; when the server does not know it (NOSCRIPT: after a restart or SCRIPT FLUSH), the
+// call falls back to EVAL, which also teaches the server the script again.
+
+#include <string>
+#include <vector>
+
+#include "connection/connection.hpp"
+
+namespace baton::adapters::redis::detail {
+
+class Script {
+ public:
+  explicit Script(std::string text);
+  const std::string& text() const noexcept { return text_; }
+  const std::string& sha1() const noexcept { return sha1_; }
+
+  Result<Reply> run(Connection& connection, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& arguments) const;
+
+ private:
+  Command command(const char* verb, const std::string& body, const std::vector<std::string>& keys,
+                  const std::vector<std::string>& arguments) const;
+
+  std::string text_;
+  std::string sha1_;
+};
+
+}  // namespace baton::adapters::redis::detail
