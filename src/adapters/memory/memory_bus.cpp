@@ -192,7 +192,10 @@ class DurableSubscription final : public ThreadsControl {
       if (g.waiting.empty()) {
         state_->changed.wait(lock, stop, changed);
       } else {
-        state_->changed.wait_until(lock, stop, g.waiting.begin()->first, changed);
+        // A copy: wait_until keeps a reference to the deadline while the lock is released, and the
+        // entry it came from may be taken (and freed) by another consumer meanwhile.
+        const auto due = g.waiting.begin()->first;
+        state_->changed.wait_until(lock, stop, due, changed);
       }
     }
     return std::nullopt;
