@@ -283,7 +283,6 @@ TEST(Orchestrator, ACrashBetweenHandleAndHandOffLosesNothingAndDoublesNothing) {
 class NoHandOffBus final : public ports::MessageBus {
  public:
   ports::BusCapabilities capabilities() const override { return {}; }
-  Result<void> publish(std::string_view, const JsonEnvelope&, const ports::PublishOptions&) override { return {}; }
   Result<void> publish_batch(std::string_view, std::span<const JsonEnvelope>, const ports::PublishOptions&) override { return {}; }
   Result<ports::Subscription> subscribe(std::string_view, ports::Handler, ports::SubscribeOptions) override {
     return Error{errc::invalid_argument, "not expected"};

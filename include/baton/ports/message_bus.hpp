@@ -175,8 +175,9 @@ class MessageBus {
 
   // Checks the envelope (codec rules; errc::invalid_argument or errc::too_large naming the field)
   // and publishes it. Durable: returns once it is stored. Ephemeral: once handed to the subscribers.
-  virtual Result<void> publish(std::string_view topic, const JsonEnvelope& envelope,
-                               const PublishOptions& options = {}) = 0;
+  virtual Result<void> publish(std::string_view topic, const JsonEnvelope& envelope, const PublishOptions& options = {}) {
+    return publish_batch(topic, std::span<const JsonEnvelope>(&envelope, 1), options);
+  }
 
   // Publishes several envelopes in order, in fewer round trips. Not atomic: on an error, a prefix of
   // them may be published; publishing them again is safe because durable groups dedup by id.

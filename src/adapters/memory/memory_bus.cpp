@@ -368,20 +368,8 @@ class MemoryBus final : public ports::MessageBus {
   explicit MemoryBus(MemoryBusOptions options) : state_(std::make_shared<State>(options)) {}
 
   ports::BusCapabilities capabilities() const override {
-    ports::BusCapabilities capabilities;
-    capabilities.durable = true;
-    capabilities.redelivery = true;
-    capabilities.dead_letters = true;
-    capabilities.dedup_by_id = true;
-    capabilities.ephemeral = true;
-    capabilities.mirror_to_stream = true;
-    capabilities.survives_process_restart = false;
-    capabilities.atomic_handoff = true;
-    return capabilities;
-  }
-
-  Result<void> publish(std::string_view topic, const JsonEnvelope& envelope, const ports::PublishOptions& options) override {
-    return publish_batch(topic, std::span<const JsonEnvelope>(&envelope, 1), options);
+    return {.durable = true, .redelivery = true, .dead_letters = true, .dedup_by_id = true, .ephemeral = true,
+            .mirror_to_stream = true, .survives_process_restart = false, .atomic_handoff = true};
   }
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,

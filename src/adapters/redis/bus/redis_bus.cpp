@@ -565,20 +565,8 @@ class RedisBus final : public ports::MessageBus {
   explicit RedisBus(RedisBusOptions options) : shared_(std::make_shared<Shared>(std::move(options))) {}
 
   ports::BusCapabilities capabilities() const override {
-    ports::BusCapabilities capabilities;
-    capabilities.durable = true;
-    capabilities.redelivery = true;
-    capabilities.dead_letters = true;
-    capabilities.dedup_by_id = true;
-    capabilities.ephemeral = true;
-    capabilities.mirror_to_stream = true;
-    capabilities.survives_process_restart = true;
-    capabilities.atomic_handoff = true;
-    return capabilities;
-  }
-
-  Result<void> publish(std::string_view topic, const JsonEnvelope& envelope, const ports::PublishOptions& options) override {
-    return publish_batch(topic, std::span<const JsonEnvelope>(&envelope, 1), options);
+    return {.durable = true, .redelivery = true, .dead_letters = true, .dedup_by_id = true, .ephemeral = true,
+            .mirror_to_stream = true, .survives_process_restart = true, .atomic_handoff = true};
   }
 
   Result<void> publish_batch(std::string_view topic, std::span<const JsonEnvelope> envelopes,
