@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -168,6 +171,67 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
   // Nothing is left pending for the group.
   const auto pending = server.cli({"XPENDING", stream_key(topic), "workers"});
   EXPECT_EQ(pending.substr(0, 2), "0\n") << pending;
+}
+
+// The fencing test: a worker paused (SIGSTOP) past the reclaim idle time loses its entries to
+// another consumer, which finishes them; when it resumes, each of its late outcomes is refused, and
+// no effect happens twice.
+TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
+  RedisServer server;
+  const std::string topic = test::unique_name("fence");
+  auto options = bus_options(server, 500ms);
+  auto bus = make_redis_bus(options);
+  auto kv = make_redis_kv(options.redis);
+  std::vector<std::string> ids;
+  for (int n = 0; n < 8; ++n) {
+    auto envelope = make_envelope("test.fence", boost::json::value{{"n", n}});
+    ASSERT_TRUE(bus->publish(topic, envelope));
+    ids.push_back(envelope.id);
+  }
+  const auto log_path = server.directory() / "worker.log";
+  const pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(log, STDERR_FILENO);
+    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", "paused",
+            "1000", "500", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // The worker holds entries (in its handlers and its queue), then freezes.
+  ASSERT_TRUE(test::eventually([&] {
+    const auto summary = server.cli({"XPENDING", stream_key(topic), "workers"});
+    return !summary.empty() && summary[0] != '0' && summary.find("paused") != std::string::npos;
+  }, 20s));
+  ::kill(worker, SIGSTOP);
+
+  auto rescuer = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) {
+    return record_effect(*kv, e);
+  }, durable("workers", "rescuer"));
+  ASSERT_TRUE(rescuer);
+  const auto all_done = [&] {
+    for (const auto& id : ids) {
+      if (effect_count(*kv, id) == 0) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(test::eventually(all_done, 30s)) << "the rescuer did not finish the paused worker's entries";
+
+  ::kill(worker, SIGCONT);
+  const auto refused = [&] {
+    std::ifstream log(log_path);
+    std::string line;
+    int count = 0;
+    while (std::getline(log, line)) count += line.find("outcome refused") != std::string::npos;
+    return count;
+  };
+  EXPECT_TRUE(test::eventually([&] { return refused() > 0; }, 20s)) << "the resumed worker's late outcomes were not refused";
+  ::kill(worker, SIGTERM);
+  ::waitpid(worker, nullptr, 0);
+  rescuer->stop();
+  std::cout << "late outcomes refused: " << refused() << "\n";
+  for (const auto& id : ids) EXPECT_EQ(effect_count(*kv, id), 1) << "envelope " << id;
+  EXPECT_EQ(server.cli({"XPENDING", stream_key(topic), "workers"}).substr(0, 2), "0\n");
 }
 
 TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
