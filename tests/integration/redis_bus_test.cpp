@@ -62,6 +62,17 @@ Result<void> record_effect(ports::KVStore& kv, const JsonEnvelope& envelope) {
   return {};
 }
 
+// Publishes envelopes {"n": 0..count-1}; their ids, as far as publishing succeeded.
+std::vector<std::string> publish_numbered(ports::MessageBus& bus, const std::string& topic, int count) {
+  std::vector<std::string> ids;
+  for (int n = 0; n < count; ++n) {
+    auto envelope = make_envelope("test.numbered", boost::json::value{{"n", n}});
+    if (!bus.publish(topic, envelope)) break;
+    ids.push_back(envelope.id);
+  }
+  return ids;
+}
+
 std::string stream_key(const std::string& topic) { return "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic; }
 
 std::int64_t effect_count(ports::KVStore& kv, const std::string& id) {
@@ -135,12 +146,8 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
   auto bus = make_redis_bus(options);
   auto kv = make_redis_kv(options.redis);
   constexpr int messages = 40;
-  std::vector<std::string> ids;
-  for (int n = 0; n < messages; ++n) {
-    auto envelope = make_envelope("test.kill", boost::json::value{{"n", n}});
-    ASSERT_TRUE(bus->publish(topic, envelope));
-    ids.push_back(envelope.id);
-  }
+  const auto ids = publish_numbered(*bus, topic, messages);
+  ASSERT_EQ(ids.size(), static_cast<std::size_t>(messages));
 
   // A worker process that takes 300 ms per message, 4 at a time.
   const pid_t worker = ::fork();
@@ -182,12 +189,8 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   auto options = bus_options(server, 500ms);
   auto bus = make_redis_bus(options);
   auto kv = make_redis_kv(options.redis);
-  std::vector<std::string> ids;
-  for (int n = 0; n < 8; ++n) {
-    auto envelope = make_envelope("test.fence", boost::json::value{{"n", n}});
-    ASSERT_TRUE(bus->publish(topic, envelope));
-    ids.push_back(envelope.id);
-  }
+  const auto ids = publish_numbered(*bus, topic, 8);
+  ASSERT_EQ(ids.size(), 8u);
   const auto log_path = server.directory() / "worker.log";
   const pid_t worker = ::fork();
   ASSERT_GE(worker, 0);
