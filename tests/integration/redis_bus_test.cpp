@@ -237,6 +237,46 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   EXPECT_EQ(server.cli({"XPENDING", stream_key(topic), "workers"}).substr(0, 2), "0\n");
 }
 
+// Graceful shutdown: SIGTERM under load. Handlers in flight finish and are acked; entries the worker
+// had read but not started are handed back at once (not after reclaim_idle); none runs twice.
+TEST(RedisBus, ATerminatedWorkerFinishesInFlightWorkAndHandsBackTheRest) {
+  RedisServer server;
+  const std::string topic = test::unique_name("term");
+  auto options = bus_options(server, std::chrono::minutes{10});  // nothing may wait for a reclaim
+  auto bus = make_redis_bus(options);
+  auto kv = make_redis_kv(options.redis);
+  const auto ids = publish_numbered(*bus, topic, 30);
+  ASSERT_EQ(ids.size(), 30u);
+  const pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", "leaving",
+            "200", "600000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto handled = [&] {
+    int count = 0;
+    for (const auto& id : ids) count += effect_count(*kv, id) > 0;
+    return count;
+  };
+  ASSERT_TRUE(test::eventually([&] { return handled() >= 4; }, 20s));
+  ::kill(worker, SIGTERM);
+  int status = 0;
+  ::waitpid(worker, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the worker did not stop cleanly";
+  const int finished_by_worker = handled();
+  ASSERT_LT(finished_by_worker, 30) << "the worker finished everything before it was asked to stop";
+
+  // A successor with a reclaim idle of 10 minutes still gets the handed-back entries at once.
+  auto successor = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) {
+    return record_effect(*kv, e);
+  }, durable("workers", "successor"));
+  ASSERT_TRUE(successor);
+  EXPECT_TRUE(test::eventually([&] { return handled() == 30; }, 20s)) << "entries of the stopped worker were not handed back";
+  successor->stop();
+  for (const auto& id : ids) EXPECT_EQ(effect_count(*kv, id), 1) << "envelope " << id;
+}
+
 TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("slow");
