@@ -9,6 +9,7 @@
 #include <fcntl.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
@@ -81,6 +82,30 @@ std::int64_t effect_count(ports::KVStore& kv, const std::string& id) {
   return std::stoll((*value)->value);
 }
 
+// Starts the test worker process (tests/support/bus_worker_main.cpp) on `topic`, group "workers";
+// its log goes to `log_path` when given. Returns its pid.
+pid_t spawn_worker(const RedisServer& server, const std::string& topic, const char* consumer, const char* handler_ms,
+                   const char* reclaim_idle_ms, const std::filesystem::path& log_path = {}) {
+  const pid_t worker = ::fork();
+  if (worker == 0) {
+    if (!log_path.empty()) {
+      const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(log, STDERR_FILENO);
+    }
+    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", consumer,
+            handler_ms, reclaim_idle_ms, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return worker;
+}
+
+// How many of `ids` have had their effect.
+int handled_count(ports::KVStore& kv, const std::vector<std::string>& ids) {
+  int count = 0;
+  for (const auto& id : ids) count += effect_count(kv, id) > 0;
+  return count;
+}
+
 TEST(RedisBus, RestartUnderLoadLosesNoAcknowledgedPublishAndDoublesNoEffect) {
   RedisServer server;  // AOF, appendfsync always
   const std::string topic = test::unique_name("restart");
@@ -150,18 +175,9 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(messages));
 
   // A worker process that takes 300 ms per message, 4 at a time.
-  const pid_t worker = ::fork();
+  const pid_t worker = spawn_worker(server, topic, "doomed", "300", "500");
   ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", "doomed",
-            "300", "500", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  const auto handled = [&] {
-    int count = 0;
-    for (const auto& id : ids) count += effect_count(*kv, id) > 0;
-    return count;
-  };
+  const auto handled = [&] { return handled_count(*kv, ids); };
   ASSERT_TRUE(test::eventually([&] { return handled() >= 4; }, 20s)) << "the worker never got going";
   ::kill(worker, SIGKILL);  // in the middle of its handlers
   ::waitpid(worker, nullptr, 0);
@@ -192,15 +208,8 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   const auto ids = publish_numbered(*bus, topic, 8);
   ASSERT_EQ(ids.size(), 8u);
   const auto log_path = server.directory() / "worker.log";
-  const pid_t worker = ::fork();
+  const pid_t worker = spawn_worker(server, topic, "paused", "1000", "500", log_path);
   ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(log, STDERR_FILENO);
-    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", "paused",
-            "1000", "500", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
   // The worker holds entries (in its handlers and its queue), then freezes.
   ASSERT_TRUE(test::eventually([&] {
     const auto summary = server.cli({"XPENDING", stream_key(topic), "workers"});
@@ -212,13 +221,7 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
     return record_effect(*kv, e);
   }, durable("workers", "rescuer"));
   ASSERT_TRUE(rescuer);
-  const auto all_done = [&] {
-    for (const auto& id : ids) {
-      if (effect_count(*kv, id) == 0) return false;
-    }
-    return true;
-  };
-  ASSERT_TRUE(test::eventually(all_done, 30s)) << "the rescuer did not finish the paused worker's entries";
+  ASSERT_TRUE(test::eventually([&] { return handled_count(*kv, ids) == static_cast<int>(ids.size()); }, 30s)) << "the rescuer did not finish the paused worker's entries";
 
   ::kill(worker, SIGCONT);
   const auto refused = [&] {
@@ -247,18 +250,9 @@ TEST(RedisBus, ATerminatedWorkerFinishesInFlightWorkAndHandsBackTheRest) {
   auto kv = make_redis_kv(options.redis);
   const auto ids = publish_numbered(*bus, topic, 30);
   ASSERT_EQ(ids.size(), 30u);
-  const pid_t worker = ::fork();
+  const pid_t worker = spawn_worker(server, topic, "leaving", "200", "600000");
   ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    ::execl(BATON_TEST_BUS_WORKER, BATON_TEST_BUS_WORKER, server.url().c_str(), topic.c_str(), "workers", "leaving",
-            "200", "600000", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  const auto handled = [&] {
-    int count = 0;
-    for (const auto& id : ids) count += effect_count(*kv, id) > 0;
-    return count;
-  };
+  const auto handled = [&] { return handled_count(*kv, ids); };
   ASSERT_TRUE(test::eventually([&] { return handled() >= 4; }, 20s));
   ::kill(worker, SIGTERM);
   int status = 0;
