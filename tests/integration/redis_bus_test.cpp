@@ -210,10 +210,14 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   const auto log_path = server.directory() / "worker.log";
   const pid_t worker = spawn_worker(server, topic, "paused", "1000", "500", log_path);
   ASSERT_GE(worker, 0);
-  // The worker holds entries (in its handlers and its queue), then freezes.
+  // The worker is inside its handlers (its in-flight leases are set as a handler begins), then freezes.
+  const auto tag = topic.substr(0, topic.find('.'));
   ASSERT_TRUE(test::eventually([&] {
-    const auto summary = server.cli({"XPENDING", stream_key(topic), "workers"});
-    return !summary.empty() && summary[0] != '0' && summary.find("paused") != std::string::npos;
+    for (const auto& id : ids) {
+      const auto holder = server.cli({"GET", "baton:{" + tag + "}:" + topic + ":inflight:workers:" + id});
+      if (holder.find("paused") != std::string::npos) return true;
+    }
+    return false;
   }, 20s));
   ::kill(worker, SIGSTOP);
 
@@ -274,7 +278,7 @@ TEST(RedisBus, ATerminatedWorkerFinishesInFlightWorkAndHandsBackTheRest) {
 TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("slow");
-  auto options = bus_options(server, 500ms);  // handlers take three times longer than this
+  auto options = bus_options(server, 1000ms);  // handlers take 2.5 times longer than this
   auto first = make_redis_bus(options);
   auto second = make_redis_bus(options);
   std::mutex mutex;
@@ -285,7 +289,7 @@ TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
       std::lock_guard lock(mutex);
       ++runs[e.id];
     }
-    std::this_thread::sleep_for(1500ms);
+    std::this_thread::sleep_for(2500ms);
     finished.add(e);
     return {};
   };
