@@ -9,6 +9,7 @@
 //   baton [--config F] dlq purge [--phase P]
 //   baton [--config F] status [--json]
 //   baton [--config F] trace CORR_ID [--tenant T] [--json]
+//   baton [--config F] run [--phase P ...] [--concurrency N] [--http ADDRESS:PORT]
 //
 // Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
 // 2 the command line or the configuration is wrong.
@@ -25,6 +26,7 @@
 #include "baton/orchestrator/trace.hpp"
 
 #include "baton/app/bootstrap.hpp"
+#include "baton/app/phase_registry.hpp"
 #include "baton/core/log.hpp"
 
 namespace {
@@ -314,6 +316,8 @@ int dlq_purge(const Common& common, const std::string& phase_filter) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists, so that `run` alone receives SIGINT/SIGTERM (sigwait) and stops cleanly.
+  app::block_stop_signals();
   CLI::App cli{"baton: reliable multi-phase pipelines on Redis"};
   cli.require_subcommand(1);
   Common common;
@@ -332,6 +336,12 @@ int main(int argc, char** argv) {
   submit_command->add_option("--tenant", tenant, "Tenant id");
   submit_command->add_flag("--json", common.json, "Print a JSON object");
   submit_command->add_option("text", text, "The task")->required();
+
+  auto* run_command = cli.add_subcommand("run", "Run the workers of the pipeline's phases until SIGINT/SIGTERM");
+  app::RunOptions run_options;
+  run_command->add_option("--phase", run_options.phases, "Only these phases (repeat for several)");
+  run_command->add_option("--concurrency", run_options.concurrency, "Handlers at once per phase")->check(CLI::Range(1, 1024));
+  run_command->add_option("--http", run_options.http, "Serve /metrics, /healthz, /readyz on ADDRESS:PORT");
 
   auto* trace_command = cli.add_subcommand("trace", "Every phase a task went through, and where it is now");
   std::string corr_id;
@@ -377,6 +387,10 @@ int main(int argc, char** argv) {
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
   else if (status_command->parsed()) code = status(common);
   else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
+  else if (run_command->parsed()) {
+    auto runtime = start(common);
+    code = runtime ? app::run_workers(*runtime, run_options, app::linked_phases()) : fail(runtime.error(), exit_usage);
+  }
   else if (dlq_replay_command->parsed()) code = dlq_replay(common, phase, rate, dry_run);
   else if (dlq_purge_command->parsed()) code = dlq_purge(common, phase);
   log::flush();

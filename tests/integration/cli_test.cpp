@@ -1,7 +1,13 @@
 // The baton command against a real redis-server, run as a user would run it.
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -13,6 +19,8 @@
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
+#include "support/http_get.hpp"
+#include "support/pass_through_phase.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
@@ -128,18 +136,6 @@ TEST(Cli, StatusAndADeadLetterReplayRoundTrip) {
   EXPECT_NE(server.cli({"HGET", "baton:t:default:replay:" + again.id, "v"}).find("\"by\""), std::string::npos);
 }
 
-// A phase that passes its input on unchanged.
-class PassOn final : public baton::orchestrator::BaseOrchestrator<boost::json::value, boost::json::value> {
- public:
-  using BaseOrchestrator::BaseOrchestrator;
-  ~PassOn() override { stop(); }
-
- protected:
-  baton::Result<boost::json::value> handle(const boost::json::value& input, baton::orchestrator::Context&) override {
-    return input;
-  }
-};
-
 TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   baton::test::RedisServer server({.append_only = false});
   using namespace baton;
@@ -155,9 +151,9 @@ TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   auto bus = adapters::redis::make_redis_bus(options);
   auto kv = adapters::redis::make_redis_kv(options.redis);
   const auto pipeline = orchestrator::Pipeline::make({"plan", "code"}).value();
-  std::vector<std::unique_ptr<PassOn>> phases;
+  std::vector<std::unique_ptr<test::PassThroughPhase>> phases;
   for (const auto& name : pipeline.phases()) {
-    phases.push_back(std::make_unique<PassOn>(orchestrator::Ports{bus.get(), kv.get()},
+    phases.push_back(std::make_unique<test::PassThroughPhase>(orchestrator::Ports{bus.get(), kv.get()},
                                               orchestrator::phase_options(pipeline, name).value()));
     ASSERT_TRUE(phases.back()->start());
   }
@@ -174,6 +170,71 @@ TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   const auto text = baton(server, "trace --tenant acme " + corr_id, two_phases).output;
   EXPECT_NE(text.find("now: completed"), std::string::npos) << text;
   EXPECT_EQ(baton(server, "trace 00000000-0000-7000-8000-000000000000").exit_code, 1);
+}
+
+#ifndef BATON_TEST_APP
+#error "BATON_TEST_APP must name the command line built with test phases"
+#endif
+
+TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
+  baton::test::RedisServer server({.append_only = false});
+  const std::string environment = "BATON_PIPELINE_PHASES=plan,code";
+  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> variables = {"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), environment};
+  std::vector<char*> child_environment;
+  for (auto& variable : variables) child_environment.push_back(variable.data());
+  child_environment.push_back(nullptr);
+  std::array<const char*, 5> child_arguments = {BATON_TEST_APP, "run", "--http", "127.0.0.1:0", nullptr};
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::close(out[0]);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDERR_FILENO);
+    ::execve(BATON_TEST_APP, const_cast<char* const*>(child_arguments.data()), child_environment.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* output = ::fdopen(out[0], "r");
+  char line[256];
+  std::uint16_t port = 0;
+  while (port == 0 && std::fgets(line, sizeof line, output)) {
+    const std::string text(line);
+    if (text.rfind("listening on 127.0.0.1:", 0) == 0) port = static_cast<std::uint16_t>(std::stoi(text.substr(23)));
+  }
+  ASSERT_NE(port, 0) << "the worker did not say where it listens";
+  ASSERT_TRUE(std::fgets(line, sizeof line, output));
+  EXPECT_EQ(std::string(line), "running phases: plan code\n");
+  EXPECT_NE(baton::test::http_request(port, "/readyz").find("200 OK"), std::string::npos);
+
+  const auto submitted = baton(server, "submit 'run me'", environment);
+  ASSERT_EQ(submitted.exit_code, 0);
+  const std::string corr_id = submitted.output.substr(0, 36);
+  EXPECT_TRUE(baton::test::eventually([&] {
+    return baton(server, "trace " + corr_id, environment).output.find("now: completed") != std::string::npos;
+  })) << "the running workers did not carry the task through";
+  const auto metrics = baton::test::http_request(port, "/metrics");
+  EXPECT_NE(metrics.find("baton_handled_total{phase=\"plan\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_handled_total{phase=\"code\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_lag{phase=\"plan\"} 0"), std::string::npos) << metrics;
+
+  ::kill(worker, SIGTERM);
+  int status = 0;
+  ::waitpid(worker, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status)) << "the worker did not exit by itself";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::string rest;
+  while (std::fgets(line, sizeof line, output)) rest += line;
+  std::fclose(output);
+  EXPECT_NE(rest.find("stopped"), std::string::npos) << rest;
+}
+
+TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
+  baton::test::RedisServer server({.append_only = false});
+  EXPECT_EQ(baton(server, "run").exit_code, 2) << "the plain baton links no phase yet";
 }
 
 TEST(Cli, PurgeRemovesDeadLetters) {

@@ -9,32 +9,13 @@
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/app/http_server.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
+#include "support/http_get.hpp"
 #include "support/recorder.hpp"
 
 namespace baton::app {
 namespace {
 
 using namespace std::chrono_literals;
-
-// GET (or another method) on 127.0.0.1:port; the whole response.
-std::string request(std::uint16_t port, const std::string& target, const std::string& method = "GET") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    const std::string text = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size())) {
-      char chunk[4096];
-      ssize_t got = 0;
-      while ((got = ::read(fd, chunk, sizeof chunk)) > 0) response.append(chunk, static_cast<std::size_t>(got));
-    }
-  }
-  ::close(fd);
-  return response;
-}
 
 class Echo final : public orchestrator::BaseOrchestrator<int, int> {
  public:
@@ -74,7 +55,7 @@ TEST(Metrics, CountsWhatAPhaseDoesAndServesItToAScrape) {
   ASSERT_TRUE(server) << server.error().message();
   const auto port = (*server)->port();
 
-  const auto scrape = request(port, "/metrics");
+  const auto scrape = test::http_request(port, "/metrics");
   EXPECT_NE(scrape.find("HTTP/1.1 200 OK"), std::string::npos) << scrape;
   EXPECT_NE(scrape.find("text/plain; version=0.0.4"), std::string::npos) << scrape;
   EXPECT_NE(scrape.find("baton_received_total{phase=\"echo\"} 4"), std::string::npos) << scrape;
@@ -86,12 +67,12 @@ TEST(Metrics, CountsWhatAPhaseDoesAndServesItToAScrape) {
   EXPECT_NE(scrape.find("baton_handler_seconds_bucket{phase=\"echo\",le=\"+Inf\"} 4"), std::string::npos) << scrape;
   EXPECT_NE(scrape.find("baton_pending{phase=\"echo\",group=\"echo\"} 0"), std::string::npos) << scrape;
 
-  EXPECT_NE(request(port, "/healthz").find("200 OK"), std::string::npos);
-  EXPECT_NE(request(port, "/readyz").find("200 OK"), std::string::npos);
+  EXPECT_NE(test::http_request(port, "/healthz").find("200 OK"), std::string::npos);
+  EXPECT_NE(test::http_request(port, "/readyz").find("200 OK"), std::string::npos);
   ready = false;
-  EXPECT_NE(request(port, "/readyz").find("503 Service Unavailable"), std::string::npos);
-  EXPECT_NE(request(port, "/nope").find("404 Not Found"), std::string::npos);
-  EXPECT_NE(request(port, "/metrics", "POST").find("405 Method Not Allowed"), std::string::npos);
+  EXPECT_NE(test::http_request(port, "/readyz").find("503 Service Unavailable"), std::string::npos);
+  EXPECT_NE(test::http_request(port, "/nope").find("404 Not Found"), std::string::npos);
+  EXPECT_NE(test::http_request(port, "/metrics", "POST").find("405 Method Not Allowed"), std::string::npos);
 }
 
 TEST(Metrics, ABadAddressIsAClearError) {

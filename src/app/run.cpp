@@ -1,0 +1,132 @@
+#include <signal.h>
+
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <future>
+#include <iostream>
+
+#include "baton/app/bootstrap.hpp"
+#include "baton/app/http_server.hpp"
+#include "baton/app/phase_registry.hpp"
+
+namespace baton::app {
+
+PhaseRegistry& linked_phases() {
+  static PhaseRegistry registry;
+  return registry;
+}
+
+void block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+namespace {
+
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos) {
+    const auto digits = std::string_view(text).substr(colon + 1);
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (error != std::errc{} || end != digits.data() + digits.size()) port = -1;
+  }
+  if (colon == std::string::npos || port < 0 || port > 65535) {
+    return Error{errc::invalid_argument, "--http \"" + text + "\": expected ADDRESS:PORT, for example 127.0.0.1:9100"};
+  }
+  return std::make_pair(text.substr(0, colon), static_cast<std::uint16_t>(port));
+}
+
+}  // namespace
+
+int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRegistry& registry) {
+  const log::Logger logger = log::Logger().child("worker");
+  const auto& pipeline = *runtime.pipeline;
+  std::vector<std::string> selected = options.phases.empty() ? pipeline.phases() : options.phases;
+  for (const auto& name : selected) {
+    if (!pipeline.output_topic(name)) {
+      std::cerr << "baton: --phase \"" << name << "\": not a phase of the pipeline\n";
+      return 2;
+    }
+    if (!registry.find(name)) {
+      std::cerr << "baton: phase \"" << name << "\": no implementation is linked into this program\n";
+      return 2;
+    }
+  }
+
+  orchestrator::MetricsRegistry metrics;
+  std::vector<std::unique_ptr<RunnablePhase>> phases;
+  for (const auto& name : selected) {
+    auto phase_options = orchestrator::phase_options(pipeline, name).value();
+    const auto settings = runtime.config.settings_for(name);
+    phase_options.concurrency = options.concurrency > 0 ? options.concurrency : settings.concurrency;
+    phase_options.timeout = settings.timeout;
+    phase_options.retry.max_attempts = settings.max_attempts;
+    phase_options.retry.base_delay = settings.base_delay;
+    phase_options.metrics = &metrics;
+    phases.push_back((*registry.find(name))(runtime.ports(), phase_options));
+    if (auto started = phases.back()->start(); !started) {
+      std::cerr << "baton: phase \"" << name << "\": " << started.error().message() << "\n";
+      for (auto& phase : phases) phase->stop();
+      return 1;
+    }
+  }
+
+  std::atomic<bool> ready{true};
+  std::unique_ptr<HttpServer> http;
+  if (!options.http.empty()) {
+    auto listen = parse_listen(options.http);
+    if (!listen) {
+      std::cerr << "baton: " << listen.error().message() << "\n";
+      return 2;
+    }
+    auto server = HttpServer::start(listen->first, listen->second, HttpRoutes{
+        [&] {
+          return metrics.render([&](std::string& out) {
+            out += "# HELP baton_pending Entries delivered and not acked, or waiting to be retried.\n# TYPE baton_pending gauge\n";
+            std::string lag = "# HELP baton_lag Entries published and not yet delivered.\n# TYPE baton_lag gauge\n";
+            for (const auto& name : selected) {
+              auto stats = runtime.bus->topic_stats(pipeline.input_topic(name));
+              if (!stats) continue;
+              for (const auto& group : stats->groups) {
+                if (group.name != name) continue;
+                out += "baton_pending{phase=\"" + name + "\"} " + std::to_string(group.pending) + "\n";
+                lag += "baton_lag{phase=\"" + name + "\"} " + std::to_string(group.lag) + "\n";
+              }
+            }
+            out += lag;
+          });
+        },
+        [&] { return runtime.bus->health().ok && runtime.kv->health().ok; },
+        [&] { return ready.load(); }});
+    if (!server) {
+      std::cerr << "baton: " << server.error().message() << "\n";
+      return 1;
+    }
+    http = std::move(*server);
+    std::cout << "listening on " << listen->first << ":" << http->port() << std::endl;
+  }
+  std::cout << "running phases:";
+  for (const auto& name : selected) std::cout << " " << name;
+  std::cout << std::endl;
+  logger.info("worker running", {{"phases", boost::json::value_from(selected)}});
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int received = 0;
+  sigwait(&signals, &received);
+  ready = false;
+  logger.info("stopping: handlers in flight finish, entries not started are handed back",
+              {{"signal", received == SIGINT ? "SIGINT" : "SIGTERM"}});
+  for (auto& phase : phases) phase->stop();
+  logger.info("stopped");
+  std::cout << "stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace baton::app
