@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
 #include "baton/ports/bus_checks.hpp"
 
@@ -394,7 +395,11 @@ class MemoryBus final : public ports::MessageBus {
     }
     for (const auto& receiver : receivers) {
       for (const auto& envelope : envelopes) {
-        if (receiver && !receiver->offer(envelope)) ++ephemeral_dropped_;
+        if (receiver && !receiver->offer(envelope) && ephemeral_dropped_++ % 1000 == 0) {
+          // At-most-once means a full inbox drops; it must not do so silently.
+          log::Logger().child("memory_bus").warn("ephemeral inbox full: dropping messages",
+                                                 {{"topic", topic}, {"dropped", ephemeral_dropped_.load()}});
+        }
       }
     }
     return {};

@@ -12,6 +12,10 @@ local function owns(stream, group, id, consumer, deliveries)
   local p = redis.call('XPENDING', stream, group, id, id, 1)
   return #p == 1 and p[1][2] == consumer and tostring(p[1][4]) == deliveries
 end
+-- Drops an in-flight lease only if this consumer holds it (another one may have taken it over).
+local function drop_lease(key, consumer)
+  if redis.call('GET', key) == consumer then redis.call('DEL', key) end
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,7 +50,7 @@ if not mine then
 end
 for i = 1, outputs do redis.call('XADD', KEYS[3 + i], '*', 'e', ARGV[5 + i]) end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+drop_lease(KEYS[3], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -55,7 +59,7 @@ return 1
 constexpr std::string_view retry = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+drop_lease(KEYS[3], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -66,7 +70,7 @@ constexpr std::string_view dead_letter = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
            'failed_at', ARGV[9], 'topic', ARGV[10], 'group', ARGV[1], 'consumer', ARGV[3], 'source_id', ARGV[2])
-if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+drop_lease(KEYS[3], ARGV[3])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -76,7 +80,7 @@ return 1
 constexpr std::string_view release = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 2147483647, 'JUSTID')
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+drop_lease(KEYS[2], ARGV[3])
 return 1
 )lua";
 
