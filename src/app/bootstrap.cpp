@@ -1,6 +1,9 @@
 #include "baton/app/bootstrap.hpp"
 
+#include "baton/adapters/ai/http_ai.hpp"
+#include "baton/adapters/ai/offline_ai.hpp"
 #include "baton/adapters/env/env_secrets.hpp"
+#include "baton/adapters/process/process_runner.hpp"
 #include "baton/adapters/fs/fs_storage.hpp"
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/memory/memory_kv.hpp"
@@ -19,6 +22,28 @@ Result<adapters::redis::RedisOptions> redis_options(const std::string& key, cons
   return parsed;
 }
 
+Result<std::unique_ptr<ports::AiApi>> make_ai(const Config& config, ports::Secrets& secrets) {
+  if (config.ai_provider == "offline") return adapters::ai::make_offline_ai();
+  adapters::ai::HttpAiOptions ai;
+  ai.protocol = config.ai_provider == "anthropic" ? adapters::ai::Protocol::anthropic : adapters::ai::Protocol::openai;
+  ai.base_url = config.ai_base_url;
+  ai.default_model = config.ai_model;
+  ai.ca_file = config.ai_ca_file;
+  ai.connect_timeout = std::chrono::milliseconds{config.ai_connect_timeout_ms};
+  ai.requests_per_second = static_cast<double>(config.ai_requests_per_second);
+  ai.max_concurrent = static_cast<int>(config.ai_max_concurrent);
+  auto key = secrets.get(config.ai_api_key_secret);
+  if (key) {
+    ai.api_key = std::move(*key);
+  } else if (config.ai_provider == "anthropic" || key.error() != errc::not_found) {
+    // OpenAI-compatible local servers often need no key; Anthropic always does.
+    return Error{errc::invalid_argument, "config key \"ai.api_key_secret\": " + key.error().message()};
+  }
+  auto made = adapters::ai::make_http_ai(std::move(ai));
+  if (!made) return Error{errc::invalid_argument, "config [ai]: " + made.error().detail};
+  return made;
+}
+
 }  // namespace
 
 Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options) {
@@ -33,6 +58,8 @@ Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options)
     if (!redis) return std::move(redis).error();
     adapters::redis::RedisBusOptions bus_options;
     bus_options.redis = *redis;
+    bus_options.reclaim_idle = std::chrono::milliseconds{config.reclaim_idle_ms};
+    bus_options.reclaim_interval = std::min(bus_options.reclaim_interval, bus_options.reclaim_idle / 4);
     runtime.bus = adapters::redis::make_redis_bus(bus_options);
   }
 
@@ -48,6 +75,10 @@ Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options)
   if (!storage) return Error{errc::invalid_argument, "config key \"storage.root\": " + storage.error().message()};
   runtime.storage = std::move(*storage);
   runtime.secrets = adapters::env::make_env_secrets();
+  auto ai = make_ai(config, *runtime.secrets);
+  if (!ai) return std::move(ai).error();
+  runtime.ai = std::move(*ai);
+  runtime.commands = adapters::process::make_process_runner();
 
   auto pipeline = orchestrator::Pipeline::make(config.phases, config.space);
   if (!pipeline) return Error{errc::invalid_argument, "config key \"pipeline.phases\": " + pipeline.error().detail};

@@ -28,12 +28,24 @@ std::string env_name(const std::string& key) {
 
 // A setter per key: takes the value as text (from the environment) or as TOML (from the file).
 struct Setting {
-  enum class Kind { text, integer, list };
+  enum class Kind { text, number, list };
   Kind kind;
   std::function<std::optional<std::string>(Config&, const std::string& text)> set_text;
   std::function<void(Config&, std::int64_t)> set_integer;
   std::function<void(Config&, std::vector<std::string>)> set_list;
 };
+
+// An integer setting in [low, high]; from the environment it is parsed from text.
+Setting number(std::int64_t Config::*field, std::int64_t low, std::int64_t high) {
+  return {Setting::Kind::number, [field, low, high](Config& c, const std::string& v) -> std::optional<std::string> {
+            std::int64_t value = 0;
+            const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), value);
+            if (v.empty() || error != std::errc{} || end != v.data() + v.size()) return "expected an integer, got \"" + v + "\"";
+            if (value < low || value > high) return "must be " + std::to_string(low) + "-" + std::to_string(high);
+            c.*field = value;
+            return std::nullopt;
+          }, nullptr, nullptr};
+}
 
 Setting text(std::string Config::*field) {
   return {Setting::Kind::text, [field](Config& c, const std::string& v) -> std::optional<std::string> {
@@ -55,6 +67,17 @@ std::map<std::string, Setting> top_level_settings() {
   settings["ai.base_url"] = text(&Config::ai_base_url);
   settings["ai.model"] = text(&Config::ai_model);
   settings["ai.api_key_secret"] = text(&Config::ai_api_key_secret);
+  settings["ai.ca_file"] = text(&Config::ai_ca_file);
+  settings["ai.timeout_ms"] = number(&Config::ai_timeout_ms, 1, 3'600'000);
+  settings["ai.connect_timeout_ms"] = number(&Config::ai_connect_timeout_ms, 1, 600'000);
+  settings["ai.requests_per_second"] = number(&Config::ai_requests_per_second, 0, 1'000'000);
+  settings["ai.max_concurrent"] = number(&Config::ai_max_concurrent, 1, 1024);
+  settings["ai.max_tokens"] = number(&Config::ai_max_tokens, 1, 1'000'000);
+  settings["ai.answer_attempts"] = number(&Config::ai_answer_attempts, 1, 20);
+  settings["certify.command"] = text(&Config::certify_command);
+  settings["certify.timeout_ms"] = number(&Config::certify_timeout_ms, 1, 3'600'000);
+  settings["certify.max_rounds"] = number(&Config::certify_max_rounds, 1, 100);
+  settings["delivery.reclaim_idle_ms"] = number(&Config::reclaim_idle_ms, 100, 86'400'000);
   settings["log.level"] = text(&Config::log_level);
   return settings;
 }
@@ -166,6 +189,13 @@ Result<void> apply_file(Config& config, const std::string& path) {
           return;
         }
         setting.set_list(config, std::move(items));
+      } else if (setting.kind == Setting::Kind::number) {
+        const auto* integer = value.as_integer();
+        if (!integer) {
+          failure = config_error(key, source + line, "expected an integer");
+          return;
+        }
+        if (auto problem = setting.set_text(config, std::to_string(integer->get()))) failure = config_error(key, source + line, *problem);
       } else {
         const auto* string = value.as_string();
         if (!string) {
@@ -190,8 +220,11 @@ Result<void> apply_environment(Config& config, const Environment& environment) {
     for (const auto& [key, setting] : settings) {
       if (env_name(key) != name) continue;
       matched = true;
-      if (setting.kind == Setting::Kind::list) setting.set_list(config, split_list(value));
-      else setting.set_text(config, value);
+      if (setting.kind == Setting::Kind::list) {
+        setting.set_list(config, split_list(value));
+      } else if (auto problem = setting.set_text(config, value)) {
+        return config_error(key, "environment " + name, *problem);
+      }
     }
     if (matched) continue;
     if (name.rfind("BATON_PHASES_", 0) == 0) {
@@ -299,7 +332,13 @@ std::string render_config(const Config& config) {
   out << "]\nspace = " << quoted(config.space) << "\n\n[storage]\nroot = " << quoted(config.storage_root)
       << "\n\n[secrets]\nsource = " << quoted(config.secrets_source) << "\n\n[ai]\nprovider = " << quoted(config.ai_provider)
       << "\nbase_url = " << quoted(config.ai_base_url) << "\nmodel = " << quoted(config.ai_model)
-      << "\napi_key_secret = " << quoted(config.ai_api_key_secret) << "\n\n[log]\nlevel = " << quoted(config.log_level) << "\n";
+      << "\napi_key_secret = " << quoted(config.ai_api_key_secret) << "\nca_file = " << quoted(config.ai_ca_file)
+      << "\ntimeout_ms = " << config.ai_timeout_ms << "\nconnect_timeout_ms = " << config.ai_connect_timeout_ms
+      << "\nrequests_per_second = " << config.ai_requests_per_second << "\nmax_concurrent = " << config.ai_max_concurrent
+      << "\nmax_tokens = " << config.ai_max_tokens << "\nanswer_attempts = " << config.ai_answer_attempts
+      << "\n\n[certify]\ncommand = " << quoted(config.certify_command) << "\ntimeout_ms = " << config.certify_timeout_ms
+      << "\nmax_rounds = " << config.certify_max_rounds << "\n\n[delivery]\nreclaim_idle_ms = " << config.reclaim_idle_ms
+      << "\n\n[log]\nlevel = " << quoted(config.log_level) << "\n";
   for (const auto& phase : config.phases) {
     const auto settings = config.settings_for(phase);
     out << "\n[phases." << phase << "]\nconcurrency = " << settings.concurrency << "\ntimeout_ms = " << settings.timeout.count()

@@ -389,6 +389,7 @@ int main(int argc, char** argv) {
   else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
   else if (run_command->parsed()) {
     auto runtime = start(common);
+    if (runtime) app::register_reference_phases(app::linked_phases(), *runtime);
     code = runtime ? app::run_workers(*runtime, run_options, app::linked_phases()) : fail(runtime.error(), exit_usage);
   }
   else if (dlq_replay_command->parsed()) code = dlq_replay(common, phase, rate, dry_run);

@@ -49,6 +49,10 @@ std::string MetricsRegistry::render(const std::function<void(std::string& out)>&
   counter(out, "baton_retried_total", "Failed attempts that will be tried again.", phases_, &PhaseMetrics::retried);
   counter(out, "baton_dead_lettered_total", "Inputs moved to the dead letters.", phases_, &PhaseMetrics::dead_lettered);
   counter(out, "baton_replayed_total", "Deliveries of replayed dead letters.", phases_, &PhaseMetrics::replayed);
+  counter(out, "baton_ai_requests_total", "AI completions requested by the phase.", phases_, &PhaseMetrics::ai_requests);
+  counter(out, "baton_ai_errors_total", "AI completions that failed.", phases_, &PhaseMetrics::ai_errors);
+  counter(out, "baton_ai_input_tokens_total", "Input tokens the AI provider reported.", phases_, &PhaseMetrics::ai_input_tokens);
+  counter(out, "baton_ai_output_tokens_total", "Output tokens the AI provider reported.", phases_, &PhaseMetrics::ai_output_tokens);
   out += "# HELP baton_handler_seconds Time spent in the phase's handler.\n# TYPE baton_handler_seconds histogram\n";
   for (const auto& [phase, metrics] : phases_) {
     std::uint64_t cumulative = 0;

@@ -1,5 +1,7 @@
 #include "support/redis_server.hpp"
 
+#include "support/certificates.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -75,10 +77,6 @@ bool accepts_connections(std::uint16_t port) {
   return fd >= 0;
 }
 
-void run_or_throw(const std::string& command) {
-  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
 }  // namespace
 
 std::string RedisServer::url() const {
@@ -86,30 +84,11 @@ std::string RedisServer::url() const {
   return "redis://127.0.0.1:" + std::to_string(port_);
 }
 
-void RedisServer::make_certificates() {
-  const std::string dir = directory_.string();
-  const auto make_ca = [&](const std::string& name) {
-    run_or_throw("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + name + " -keyout " + dir + "/" + name +
-                 ".key -out " + dir + "/" + name + ".crt");
-  };
-  const auto make_signed = [&](const std::string& name, const std::string& subject_alt_names) {
-    run_or_throw("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + dir + "/" + name + ".key -out " +
-                 dir + "/" + name + ".csr");
-    run_or_throw("sh -c 'printf \"subjectAltName=" + subject_alt_names + "\\n\" > " + dir + "/" + name + ".ext'");
-    run_or_throw("openssl x509 -req -days 2 -in " + dir + "/" + name + ".csr -CA " + dir + "/ca.crt -CAkey " + dir +
-                 "/ca.key -CAcreateserial -out " + dir + "/" + name + ".crt -extfile " + dir + "/" + name + ".ext");
-  };
-  make_ca("ca");
-  make_ca("other-ca");
-  make_signed("server", "DNS:localhost,IP:127.0.0.1");
-  make_signed("client", "DNS:baton-client");
-}
-
 RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
-  if (options_.tls) make_certificates();
+  if (options_.tls) make_certificates(directory_);
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
     start();

@@ -45,7 +45,6 @@ class RedisServer {
  private:
   void start();
   void wait_until_ready();
-  void make_certificates();
 
   RedisServerOptions options_;
   std::filesystem::path directory_;

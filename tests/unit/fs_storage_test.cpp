@@ -35,6 +35,26 @@ TEST_F(FsStorageTest, PutThenGetInNestedFolders) {
   EXPECT_EQ(storage_->get("workspaces/c1/src/main.cpp").value(), std::string("binary\0data", 11));
 }
 
+TEST_F(FsStorageTest, RenameMovesAWholeFolderAndNeverReplaces) {
+  ASSERT_TRUE(storage_->put("staging/r1/a.txt", "a"));
+  ASSERT_TRUE(storage_->put("staging/r1/sub/b.txt", "b"));
+  ASSERT_TRUE(storage_->rename("staging/r1", "releases/c1")) << "the target's parent folders are made";
+  EXPECT_EQ(storage_->list("releases/c1").value(), (std::vector<std::string>{"releases/c1/a.txt", "releases/c1/sub/b.txt"}));
+  EXPECT_TRUE(storage_->list("staging/r1").value().empty());
+
+  ASSERT_TRUE(storage_->put("staging/r2/a.txt", "other"));
+  auto replaced = storage_->rename("staging/r2", "releases/c1");
+  ASSERT_FALSE(replaced);
+  EXPECT_EQ(replaced.error(), errc::conflict);
+  EXPECT_NE(replaced.error().message().find("releases/c1"), std::string::npos) << replaced.error().message();
+  EXPECT_EQ(storage_->get("releases/c1/a.txt").value(), "a");
+
+  auto missing = storage_->rename("staging/none", "releases/c2");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), errc::not_found);
+  EXPECT_EQ(storage_->rename("staging/r2", "../out").error(), errc::invalid_argument);
+}
+
 TEST_F(FsStorageTest, AWriteLeavesNoTemporaryFileBehind) {
   ASSERT_TRUE(storage_->put("a/b.txt", "x"));
   std::size_t files = 0;

@@ -18,10 +18,12 @@ struct Runtime {
   std::unique_ptr<ports::KVStore> kv;
   std::unique_ptr<ports::Storage> storage;  // files under storage.root
   std::unique_ptr<ports::Secrets> secrets;  // from the environment (NAME or NAME_FILE)
+  std::unique_ptr<ports::AiApi> ai;          // offline, or an HTTP provider
+  std::unique_ptr<ports::CommandRunner> commands;  // local processes, for certify's command
   std::optional<orchestrator::Pipeline> pipeline;
 
   orchestrator::Ports ports() const {
-    return orchestrator::Ports{bus.get(), kv.get(), nullptr, storage.get(), secrets.get()};
+    return orchestrator::Ports{bus.get(), kv.get(), ai.get(), storage.get(), secrets.get(), commands.get()};
   }
 };
 

@@ -7,6 +7,10 @@
 //   [storage]   root = "./baton-data"
 //   [secrets]   source = "env"                                    # NAME, or the file named by NAME_FILE
 //   [ai]        provider = "offline"  base_url = ""  model = ""  api_key_secret = "BATON_AI_API_KEY"
+//               timeout_ms = 120000  connect_timeout_ms = 10000  requests_per_second = 0  max_concurrent = 8
+//               max_tokens = 4096  answer_attempts = 3  ca_file = ""
+//   [certify]   command = ""  timeout_ms = 60000  max_rounds = 3
+//   [delivery]  reclaim_idle_ms = 30000
 //   [log]       level = "info"
 //   [phases.plan]  concurrency = 4  timeout_ms = 60000  max_attempts = 5  base_delay_ms = 100
 //
@@ -16,6 +20,7 @@
 // missing required value is an error that names the key and where it came from.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +48,17 @@ struct Config {
   std::string ai_base_url;
   std::string ai_model;
   std::string ai_api_key_secret = "BATON_AI_API_KEY";
+  std::string ai_ca_file;                             // empty: the system's trusted CAs
+  std::int64_t ai_timeout_ms = 120'000;               // one whole completion, retries included
+  std::int64_t ai_connect_timeout_ms = 10'000;
+  std::int64_t ai_requests_per_second = 0;            // client-side rate limit; 0 = none
+  std::int64_t ai_max_concurrent = 8;                 // requests in flight at once per process
+  std::int64_t ai_max_tokens = 4096;
+  std::int64_t ai_answer_attempts = 3;                // answers asked for before an invalid one is final
+  std::string certify_command;                        // run over the workspace; empty = structural checks only
+  std::int64_t certify_timeout_ms = 60'000;
+  std::int64_t certify_max_rounds = 3;
+  std::int64_t reclaim_idle_ms = 30'000;              // an entry idle this long belongs to a dead worker
   std::string log_level = "info";
   std::map<std::string, PhaseSettings> phase_settings;  // by phase name; absent = defaults
 

@@ -26,6 +26,7 @@ using PhaseFactory = std::function<std::unique_ptr<RunnablePhase>(orchestrator::
 class PhaseRegistry {
  public:
   void add(const std::string& name, PhaseFactory factory) { factories_[name] = std::move(factory); }
+  bool contains(const std::string& name) const { return factories_.contains(name); }
   const PhaseFactory* find(const std::string& name) const {
     const auto found = factories_.find(name);
     return found == factories_.end() ? nullptr : &found->second;
@@ -43,19 +44,25 @@ class PhaseRegistry {
 // The phases linked into this program.
 PhaseRegistry& linked_phases();
 
-// A factory for a BaseOrchestrator subclass constructible from (Ports, PhaseOptions).
-template <class Phase>
-PhaseFactory phase_factory() {
+// A factory for a BaseOrchestrator subclass constructible from (Ports, PhaseOptions, settings...):
+// the settings are copied into the factory and handed to every phase it makes.
+template <class Phase, class... Settings>
+PhaseFactory phase_factory(Settings... settings) {
   struct Runnable final : RunnablePhase {
-    Runnable(orchestrator::Ports ports, orchestrator::PhaseOptions options) : phase(ports, std::move(options)) {}
+    Runnable(orchestrator::Ports ports, orchestrator::PhaseOptions options, const Settings&... with)
+        : phase(ports, std::move(options), with...) {}
     Result<void> start() override { return phase.start(); }
     void stop() override { phase.stop(); }
     Phase phase;
   };
-  return [](orchestrator::Ports ports, orchestrator::PhaseOptions options) -> std::unique_ptr<RunnablePhase> {
-    return std::make_unique<Runnable>(ports, std::move(options));
+  return [=](orchestrator::Ports ports, orchestrator::PhaseOptions options) -> std::unique_ptr<RunnablePhase> {
+    return std::make_unique<Runnable>(ports, std::move(options), settings...);
   };
 }
+
+// Registers the reference pipeline's coordinators (plan, code, certify, deploy) with their settings
+// from the runtime's configuration. Names already registered are left as they are.
+void register_reference_phases(PhaseRegistry& registry, const Runtime& runtime);
 
 struct RunOptions {
   std::vector<std::string> phases;  // empty: every phase of the pipeline

@@ -29,6 +29,7 @@
 #include "baton/orchestrator/pipeline.hpp"
 #include "baton/orchestrator/trace.hpp"
 #include "baton/ports/ai_api.hpp"
+#include "baton/ports/command_runner.hpp"
 #include "baton/ports/kv_store.hpp"
 #include "baton/ports/message_bus.hpp"
 #include "baton/ports/secrets.hpp"
@@ -43,6 +44,7 @@ struct Ports {
   ports::AiApi* ai = nullptr;
   ports::Storage* storage = nullptr;
   ports::Secrets* secrets = nullptr;
+  ports::CommandRunner* commands = nullptr;
 };
 
 struct PhaseOptions {
@@ -70,6 +72,14 @@ inline Result<PhaseOptions> phase_options(const Pipeline& pipeline, const std::s
   return options;
 }
 
+// Where an output goes instead of the phase's output topic (a phase that sends work back, such
+// as a check that returns it for another round). The topic must share the input's hash tag, as
+// every topic of one pipeline does, so the hand-off stays one atomic step.
+struct Route {
+  std::string topic;
+  std::string type;
+};
+
 // What handle() gets besides its input.
 struct Context {
   const JsonEnvelope& envelope;      // the input as it arrived (attempts, headers, corr_id...)
@@ -77,6 +87,8 @@ struct Context {
   std::stop_token stop;              // requested at the deadline or on shutdown
   std::chrono::steady_clock::time_point deadline;
   Ports ports;
+  PhaseMetrics* metrics = nullptr;   // the phase's counters, or null
+  std::optional<Route> route{};      // set by handle() to send this output elsewhere
 };
 
 template <class In, class Out>
@@ -146,7 +158,7 @@ class BaseOrchestrator {
     const auto started = std::chrono::steady_clock::now();
     const auto deadline = started + options_.timeout;
     const auto watch = deadlines_.watch(deadline, cancel);
-    Context context{envelope, logger, cancel.get_token(), deadline, ports_};
+    Context context{envelope, logger, cancel.get_token(), deadline, ports_, metrics_};
     auto output = handle(input->payload, context);
     deadlines_.cancel(watch);
     if (metrics_) {
@@ -171,14 +183,16 @@ class BaseOrchestrator {
             {{"error", output.error().message()}});
       return std::move(output).error();
     }
-    auto next = child_envelope(envelope, options_.output_type, boost::json::value_from(*output));
-    if (auto staged = info.handoff->publish(options_.output_topic, next); !staged) {
+    const Route route = context.route ? *context.route : Route{options_.output_topic, options_.output_type};
+    auto next = child_envelope(envelope, route.type, boost::json::value_from(*output));
+    if (auto staged = info.handoff->publish(route.topic, next); !staged) {
       logger.error("hand-off refused", {{"error", staged.error().message()}});
       return permanent_failure("phase \"" + options_.name + "\": " + staged.error().message());
     }
+    const auto elapsed_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
     logger.info("handled", {{"attempt", envelope.attempts}, {"elapsed_ms", elapsed_ms}, {"next_msg_id", next.id},
-                            {"to", options_.output_topic}});
-    trace(envelope, "handled", elapsed_ms, {{"next_msg_id", next.id}, {"to", options_.output_topic}});
+                            {"to", route.topic}});
+    trace(envelope, "handled", elapsed_ms, {{"next_msg_id", next.id}, {"to", route.topic}, {"elapsed_us", elapsed_us}});
     if (metrics_) ++metrics_->handled;
     return {};
   }

@@ -25,6 +25,10 @@ class PhaseMetrics {
   std::atomic<std::uint64_t> retried{0};        // failures that will be tried again
   std::atomic<std::uint64_t> dead_lettered{0};  // failures that end in the dead letters
   std::atomic<std::uint64_t> replayed{0};       // deliveries of a replayed dead letter
+  std::atomic<std::uint64_t> ai_requests{0};       // AI completions asked for by the handler
+  std::atomic<std::uint64_t> ai_errors{0};         // of those, the ones that failed
+  std::atomic<std::uint64_t> ai_input_tokens{0};   // as the provider reported them
+  std::atomic<std::uint64_t> ai_output_tokens{0};
 
   void observe_handler_time(std::chrono::microseconds elapsed);
 

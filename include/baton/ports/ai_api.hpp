@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "baton/core/result.hpp"
@@ -41,6 +42,11 @@ struct CompletionResponse {
   std::string stop_reason;  // provider's reason ("end_turn", "max_tokens", "stop", ...)
   TokenUsage usage;
 };
+
+// The answer formats the reference pipeline asks for, named on a line "baton-format: <name>" of the
+// system prompt, so that a provider without a model (the offline one) can answer in kind.
+inline constexpr std::string_view plan_format = "plan/v1";    // {"summary","steps":[..],"files":[{"path","purpose"}]}
+inline constexpr std::string_view files_format = "files/v1";  // {"files":[{"path","content"}]}
 
 class AiApi {
  public:

@@ -23,6 +23,10 @@ class Storage {
   virtual Result<std::vector<std::string>> list(std::string_view prefix) = 0;
   // True when something was removed.
   virtual Result<bool> remove(std::string_view path) = 0;
+  // Moves a blob or a whole folder to `to` in one atomic step: a reader sees everything at `from`
+  // or everything at `to`, never a part. errc::conflict when `to` exists (nothing is replaced),
+  // errc::not_found when `from` does not. This is how a folder is published all at once.
+  virtual Result<void> rename(std::string_view from, std::string_view to) = 0;
   virtual Health health() = 0;
 };
 

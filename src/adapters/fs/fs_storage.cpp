@@ -1,6 +1,7 @@
 #include "baton/adapters/fs/fs_storage.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -127,6 +128,29 @@ class FsStorage final : public ports::Storage {
     const bool removed = stdfs::remove(*target, error);
     if (error) return io_error("cannot remove", std::string(path), error.value());
     return removed;
+  }
+
+  Result<void> rename(std::string_view from, std::string_view to) override {
+    auto source = resolve(from, false);
+    if (!source) return std::move(source).error();
+    auto target = resolve(to, false);
+    if (!target) return std::move(target).error();
+    std::error_code error;
+    stdfs::create_directories(target->parent_path(), error);
+    if (error) return io_error("cannot create the folder of", std::string(to), error.value());
+    if (auto inside = resolve(to, false); !inside) return std::move(inside).error();
+    // RENAME_NOREPLACE: the check that `to` is free and the move are one step in the kernel.
+    if (::renameat2(AT_FDCWD, source->c_str(), AT_FDCWD, target->c_str(), RENAME_NOREPLACE) != 0) {
+      const int saved = errno;
+      if (saved == ENOENT) return Error{errc::not_found, "storage path \"" + std::string(from) + "\": nothing to move"};
+      if (saved == EEXIST || saved == ENOTEMPTY) {
+        return Error{errc::conflict, "storage path \"" + std::string(to) + "\": already exists"};
+      }
+      return io_error("cannot move " + std::string(from) + " to", std::string(to), saved);
+    }
+    fsync_path(target->parent_path(), O_RDONLY | O_DIRECTORY);
+    fsync_path(source->parent_path(), O_RDONLY | O_DIRECTORY);
+    return {};
   }
 
   ports::Health health() override {

@@ -1,0 +1,257 @@
+#include "baton/orchestrator/reference/phases.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+#include <map>
+#include <set>
+
+#include "baton/core/keys.hpp"
+#include "baton/core/once.hpp"
+#include "baton/core/time.hpp"
+
+namespace baton::reference {
+namespace {
+
+namespace json = boost::json;
+using orchestrator::Context;
+
+constexpr std::string_view plan_system_prompt =
+    "You are the planning phase of a software pipeline: turn the task into a short plan.\n"
+    "baton-format: plan/v1\n"
+    "Answer with one JSON object and nothing else: {\"summary\": string, \"steps\": [string, ...], "
+    "\"files\": [{\"path\": string, \"purpose\": string}, ...]}. 1 to 20 files; each path relative to the "
+    "workspace, '/'-separated, letters, digits and ._- only, without '..'.";
+
+constexpr std::string_view code_system_prompt =
+    "You are the coding phase of a software pipeline: write the files of the plan.\n"
+    "baton-format: files/v1\n"
+    "Answer with one JSON object and nothing else: {\"files\": [{\"path\": string, \"content\": string}, ...]}, "
+    "one entry for every file of the plan, with exactly the planned paths.";
+
+// One completion, counted in the phase's metrics and logged with the provider and the usage.
+Result<ports::CompletionResponse> ask(Context& context, const ReferenceSettings& settings, std::string_view system,
+                                      const std::vector<ports::AiMessage>& messages) {
+  if (!context.ports.ai) return permanent_failure("no AI provider is configured for this phase");
+  ports::CompletionRequest request;
+  request.model = settings.model;
+  request.system = std::string(system);
+  request.messages = messages;
+  request.max_tokens = settings.max_tokens;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(context.deadline - std::chrono::steady_clock::now());
+  request.timeout = std::max(std::chrono::milliseconds{1}, std::min(settings.ai_timeout, left));
+  if (context.metrics) ++context.metrics->ai_requests;
+  auto answer = context.ports.ai->complete(request);
+  if (!answer) {
+    if (context.metrics) ++context.metrics->ai_errors;
+    context.logger.warn("ai call failed", {{"provider", context.ports.ai->provider()}, {"error", answer.error().message()}});
+    return answer;
+  }
+  if (context.metrics) {
+    context.metrics->ai_input_tokens += answer->usage.input_tokens;
+    context.metrics->ai_output_tokens += answer->usage.output_tokens;
+  }
+  context.logger.info("ai answered", {{"provider", context.ports.ai->provider()}, {"model", answer->model},
+                                      {"input_tokens", answer->usage.input_tokens}, {"output_tokens", answer->usage.output_tokens},
+                                      {"stop_reason", answer->stop_reason}});
+  return answer;
+}
+
+// Asks until `accept` takes an answer, feeding each rejection back, up to settings.answer_attempts.
+template <class T, class Accept>
+Result<T> ask_until_valid(Context& context, const ReferenceSettings& settings, std::string_view system,
+                          std::vector<ports::AiMessage> messages, std::string_view what, Accept accept) {
+  std::string last_problem;
+  for (int answer_number = 1; answer_number <= std::max(1, settings.answer_attempts); ++answer_number) {
+    if (context.stop.stop_requested()) return Error{errc::cancelled, "stopped"};
+    auto answer = ask(context, settings, system, messages);
+    if (!answer) return std::move(answer).error();
+    auto accepted = accept(answer->text);
+    if (accepted) return accepted;
+    last_problem = accepted.error().detail;
+    context.logger.warn("ai answer rejected", {{"what", what}, {"answer", answer_number}, {"problem", last_problem}});
+    messages.push_back({"assistant", answer->text});
+    messages.push_back({"user", "That answer is not valid: " + last_problem +
+                                    ". Answer again with the corrected JSON object only."});
+  }
+  return permanent_failure("no valid " + std::string(what) + " after " + std::to_string(settings.answer_attempts) +
+                           " answers; the last problem: " + last_problem);
+}
+
+std::string folder_of(const JsonEnvelope& envelope, std::string_view kind) { return std::string(kind) + "/" + envelope.corr_id; }
+
+
+}  // namespace
+
+std::string release_key(std::string_view tenant_id, std::string_view corr_id) {
+  return keys::tenant_key(tenant_id, "release", corr_id);
+}
+
+Result<CodeRequest> PlanPhase::handle(const TaskRequest& input, Context& context) {
+  if (input.task.empty()) return permanent_failure("task: empty");
+  auto plan = ask_until_valid<Plan>(context, settings_, plan_system_prompt, {{"user", "Task: " + input.task}}, "plan",
+                                    [](const std::string& answer) { return parse_plan(answer); });
+  if (!plan) return std::move(plan).error();
+  return CodeRequest{input.task, std::move(*plan), 0, {}};
+}
+
+Result<Workspace> CodePhase::handle(const CodeRequest& input, Context& context) {
+  if (!context.ports.storage) return permanent_failure("the code phase needs a Storage port");
+  std::string prompt = "Task: " + input.task + "\nPlan: " + json::serialize(json::value_from(input.plan)) + "\n";
+  if (!input.findings.empty()) {
+    prompt += "The previous version failed certification:\n";
+    for (const auto& finding : input.findings) prompt += "- " + finding + "\n";
+    prompt += "Write every file again with these fixed.\n";
+  }
+  const auto generate = [&]() -> Result<json::value> {
+    auto files = ask_until_valid<std::vector<GeneratedFile>>(context, settings_, code_system_prompt, {{"user", prompt}}, "set of files",
+                                                             [&](const std::string& answer) { return parse_files(answer, input.plan); });
+    if (!files) return std::move(files).error();
+    json::array stored;
+    for (const auto& file : *files) stored.push_back({{"path", file.path}, {"content", file.content}});
+    return json::value(std::move(stored));
+  };
+  // The answer for this (task, round) is kept, so a redelivery writes the very same files.
+  Result<json::value> answer;
+  if (context.ports.kv) {
+    OnceOptions once_options;
+    once_options.lease_ttl = settings_.ai_timeout * std::max(1, settings_.answer_attempts) + std::chrono::seconds{10};
+    once_options.stop = context.stop;
+    const auto key = keys::tenant_key(context.envelope.tenant_id, "code-answer", context.envelope.corr_id + ":" + std::to_string(input.round));
+    auto outcome = once(*context.ports.kv, key, generate, once_options);
+    if (outcome) answer = std::move(outcome->value);
+    else answer = std::move(outcome).error();
+  } else {
+    answer = generate();
+  }
+  if (!answer) return std::move(answer).error();
+
+  auto& storage = *context.ports.storage;
+  Workspace workspace{input.task, input.plan, input.round, folder_of(context.envelope, "workspaces"), {}};
+  std::set<std::string> written;
+  for (const auto& item : answer->as_array()) {
+    const std::string path(item.at("path").as_string());
+    const std::string content(item.at("content").as_string());
+    if (auto put = storage.put(workspace.folder + "/" + path, content); !put) return std::move(put).error();
+    workspace.files.push_back({path, content.size(), content_digest(content)});
+    written.insert(workspace.folder + "/" + path);
+  }
+  // What an earlier round wrote and this one did not is not part of this version.
+  auto existing = storage.list(workspace.folder);
+  if (!existing) return std::move(existing).error();
+  for (const auto& path : *existing) {
+    if (!written.contains(path)) {
+      if (auto removed = storage.remove(path); !removed) return std::move(removed).error();
+    }
+  }
+  return workspace;
+}
+
+Result<json::value> CertifyPhase::handle(const Workspace& input, Context& context) {
+  if (!context.ports.storage) return permanent_failure("the certify phase needs a Storage port");
+  auto& storage = *context.ports.storage;
+  std::vector<std::string> findings;
+  auto listed = storage.list(input.folder);
+  if (!listed) return std::move(listed).error();
+  std::map<std::string, std::string> files;  // workspace-relative path -> content
+  for (const auto& path : *listed) {
+    auto content = storage.get(path);
+    if (!content) return std::move(content).error();
+    files.emplace(path.substr(input.folder.size() + 1), std::move(*content));
+  }
+  for (const auto& planned : input.plan.files) {
+    const auto found = files.find(planned.path);
+    if (found == files.end()) findings.push_back("missing file " + planned.path + " (" + planned.purpose + ")");
+    else if (found->second.empty()) findings.push_back("empty file " + planned.path);
+  }
+  for (const auto& [path, content] : files) {
+    const bool planned = std::any_of(input.plan.files.begin(), input.plan.files.end(), [&](const PlannedFile& f) { return f.path == path; });
+    if (!planned) findings.push_back("unexpected file " + path + " (not in the plan)");
+  }
+
+  std::string check = "structural checks passed (" + std::to_string(files.size()) + " files)";
+  if (findings.empty() && !settings_.certify_command.empty()) {
+    if (!context.ports.commands) return permanent_failure("certify.command is set but no command runner is wired");
+    ports::CommandRequest request{settings_.certify_command, files, settings_.certify_timeout};
+    auto ran = context.ports.commands->run(request);
+    if (!ran) return std::move(ran).error();
+    const auto tail = ran->output.size() > 2000 ? ran->output.substr(ran->output.size() - 2000) : ran->output;
+    if (ran->timed_out) {
+      findings.push_back("`" + settings_.certify_command + "` timed out after " + std::to_string(settings_.certify_timeout.count()) +
+                         " ms; output: " + tail);
+    } else if (ran->exit_code != 0) {
+      findings.push_back("`" + settings_.certify_command + "` exited with " + std::to_string(ran->exit_code) + "; output: " + tail);
+    } else {
+      check += "; `" + settings_.certify_command + "` exited 0 in " + std::to_string(ran->elapsed.count()) + " ms";
+    }
+  }
+
+  const int rounds = input.round + 1;
+  if (findings.empty()) {
+    return json::value_from(Certified{input.task, rounds, input.folder, input.files, check});
+  }
+  context.logger.warn("certification failed", {{"round", input.round}, {"findings", json::array(findings.begin(), findings.end())}});
+  if (rounds >= settings_.max_rounds || settings_.revise_topic.empty()) {
+    std::string all;
+    for (const auto& finding : findings) all += (all.empty() ? "" : "; ") + finding;
+    return permanent_failure("certification failed after " + std::to_string(rounds) + " round(s): " + all);
+  }
+  context.route = orchestrator::Route{settings_.revise_topic, settings_.revise_topic};
+  return json::value_from(CodeRequest{input.task, input.plan, rounds, std::move(findings)});
+}
+
+Result<Release> DeployPhase::handle(const Certified& input, Context& context) {
+  if (!context.ports.storage || !context.ports.kv) return permanent_failure("the deploy phase needs Storage and KVStore ports");
+  auto& storage = *context.ports.storage;
+  auto& kv = *context.ports.kv;
+  const auto& envelope = context.envelope;
+  const auto key = release_key(envelope.tenant_id, envelope.corr_id);
+
+  // A redelivery after the record was written hands the same release on.
+  auto recorded = kv.get(key);
+  if (!recorded) return std::move(recorded).error();
+  if (*recorded) {
+    try {
+      return json::value_to<Release>(json::parse((*recorded)->value));
+    } catch (const std::exception& broken) {
+      return permanent_failure("release record " + key + " does not decode: " + broken.what());
+    }
+  }
+
+  const auto release_folder = folder_of(envelope, "releases");
+  auto published = storage.list(release_folder);
+  if (!published) return std::move(published).error();
+  if (published->empty()) {
+    // Staged under a name of this delivery, then published in one rename: a reader sees all or nothing.
+    const auto staging = "staging/" + envelope.corr_id + "-" + envelope.id;
+    for (const auto& file : input.files) {
+      auto content = storage.get(input.folder + "/" + file.path);
+      if (!content) return std::move(content).error();
+      if (content_digest(*content) != file.digest) {
+        return permanent_failure("workspace file " + file.path + " changed after certification (digest " + content_digest(*content) +
+                                 ", certified " + file.digest + ")");
+      }
+      if (auto put = storage.put(staging + "/" + file.path, *content); !put) return std::move(put).error();
+    }
+    auto moved = storage.rename(staging, release_folder);
+    if (!moved && moved.error() != errc::conflict) return std::move(moved).error();
+    if (!moved) {  // another delivery published first: its release stands, this staging goes
+      if (auto leftovers = storage.list(staging)) {
+        for (const auto& path : *leftovers) (void)storage.remove(path);
+      }
+    }
+  }
+
+  Release release{envelope.corr_id, envelope.tenant_id, release_folder, input.files, input.rounds, format_rfc3339(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()))};
+  auto stored = kv.cas(key, ports::absent_version, json::serialize(json::value_from(release)));
+  if (!stored && stored.error() == errc::conflict) {
+    auto winner = kv.get(key);
+    if (winner && *winner) return json::value_to<Release>(json::parse((*winner)->value));
+  }
+  if (!stored) return std::move(stored).error();
+  context.logger.info("released", {{"release", release_folder}, {"files", release.files.size()}, {"rounds", release.rounds}});
+  return release;
+}
+
+}  // namespace baton::reference
