@@ -94,8 +94,7 @@ int submit(const Common& common, const std::string& tenant, const std::string& t
   auto runtime = start(common);
   if (!runtime) return fail(runtime.error(), exit_usage);
   const auto& pipeline = *runtime->pipeline;
-  const std::string first = pipeline.phases().front();
-  auto task = make_envelope("phase." + first + ".in", boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant});
+  auto task = make_envelope(pipeline.first_topic(), boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant});
   if (auto sent = runtime->bus->publish(pipeline.first_topic(), task); !sent) return fail(sent.error(), exit_failed);
   if (auto traced = orchestrator::record_trace_event(*runtime->kv, tenant, task.corr_id,
                                                      {{"event", "submitted"}, {"msg_id", task.id}, {"to", pipeline.first_topic()}});

@@ -1,6 +1,8 @@
 // The baton command against a real redis-server, run as a user would run it.
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -172,19 +174,16 @@ TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   EXPECT_EQ(baton(server, "trace 00000000-0000-7000-8000-000000000000").exit_code, 1);
 }
 
-#ifndef BATON_TEST_APP
-#error "BATON_TEST_APP must name the command line built with test phases"
-#endif
-
-TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
+TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   baton::test::RedisServer server({.append_only = false});
-  const std::string environment = "BATON_PIPELINE_PHASES=plan,code";
+  const auto storage = server.directory() / "storage";
+  const std::string environment = "BATON_STORAGE_ROOT=" + storage.string();
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::vector<std::string> variables = {"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), environment};
   std::vector<char*> child_environment;
   for (auto& variable : variables) child_environment.push_back(variable.data());
   child_environment.push_back(nullptr);
-  std::array<const char*, 5> child_arguments = {BATON_TEST_APP, "run", "--http", "127.0.0.1:0", nullptr};
+  std::array<const char*, 5> child_arguments = {BATON_EXECUTABLE, "run", "--http", "127.0.0.1:0", nullptr};
   int out[2];
   ASSERT_EQ(::pipe(out), 0);
   const pid_t worker = ::fork();
@@ -194,7 +193,7 @@ TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
     ::close(out[0]);
     const int null = ::open("/dev/null", O_WRONLY);
     ::dup2(null, STDERR_FILENO);
-    ::execve(BATON_TEST_APP, const_cast<char* const*>(child_arguments.data()), child_environment.data());
+    ::execve(BATON_EXECUTABLE, const_cast<char* const*>(child_arguments.data()), child_environment.data());
     ::_exit(127);
   }
   ::close(out[1]);
@@ -207,10 +206,10 @@ TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
   }
   ASSERT_NE(port, 0) << "the worker did not say where it listens";
   ASSERT_TRUE(std::fgets(line, sizeof line, output));
-  EXPECT_EQ(std::string(line), "running phases: plan code\n");
+  EXPECT_EQ(std::string(line), "running phases: plan code certify deploy\n");
   EXPECT_NE(baton::test::http_request(port, "/readyz").find("200 OK"), std::string::npos);
 
-  const auto submitted = baton(server, "submit 'run me'", environment);
+  const auto submitted = baton(server, "submit 'write a greeting script'", environment);
   ASSERT_EQ(submitted.exit_code, 0);
   const std::string corr_id = submitted.output.substr(0, 36);
   EXPECT_TRUE(baton::test::eventually([&] {
@@ -218,7 +217,9 @@ TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
   })) << "the running workers did not carry the task through";
   const auto metrics = baton::test::http_request(port, "/metrics");
   EXPECT_NE(metrics.find("baton_handled_total{phase=\"plan\"} 1"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("baton_handled_total{phase=\"code\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_handled_total{phase=\"deploy\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_ai_requests_total{phase=\"plan\"} 1"), std::string::npos) << metrics;
+  EXPECT_TRUE(std::filesystem::exists(storage / "releases" / corr_id / "README.md")) << "the release was not published";
   EXPECT_NE(metrics.find("baton_lag{phase=\"plan\"} 0"), std::string::npos) << metrics;
 
   ::kill(worker, SIGTERM);
@@ -234,7 +235,7 @@ TEST(Cli, RunServesThePhasesUntilSigtermAndStopsCleanly) {
 
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
   baton::test::RedisServer server({.append_only = false});
-  EXPECT_EQ(baton(server, "run").exit_code, 2) << "the plain baton links no phase yet";
+  EXPECT_EQ(baton(server, "run", "BATON_PIPELINE_PHASES=plan,review").exit_code, 2) << "no phase named review is linked";
 }
 
 TEST(Cli, PurgeRemovesDeadLetters) {
