@@ -4,8 +4,10 @@ JOBS ?= 2
 
 .PHONY: demo test build configure deps clean
 
+# The reference pipeline with a private redis-server, worker processes and faults; DEMO_ARGS
+# passes options (DEMO_ARGS="--tasks 1000", DEMO_ARGS="--bus memory://").
 demo: build
-	./build/$(PRESET)/examples/two_phase_pipeline
+	./build/$(PRESET)/baton demo $(DEMO_ARGS)
 
 test: build
 	ctest --preset $(PRESET)

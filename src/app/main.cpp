@@ -10,6 +10,7 @@
 //   baton [--config F] status [--json]
 //   baton [--config F] trace CORR_ID [--tenant T] [--json]
 //   baton [--config F] run [--phase P ...] [--concurrency N] [--http ADDRESS:PORT]
+//   baton demo [--tasks N] [--bus memory://|URL] [--seed S] [--poison-every N] [--no-faults] [--keep]
 //
 // Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
 // 2 the command line or the configuration is wrong.
@@ -27,6 +28,8 @@
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/phase_registry.hpp"
+#include "baton/app/demo.hpp"
+#include "baton/app/tasks.hpp"
 #include "baton/core/log.hpp"
 
 namespace {
@@ -93,20 +96,16 @@ int submit(const Common& common, const std::string& tenant, const std::string& t
   if (auto problem = check_tenant_id(tenant)) return fail(Error{errc::invalid_argument, "--tenant \"" + tenant + "\": " + *problem}, exit_usage);
   auto runtime = start(common);
   if (!runtime) return fail(runtime.error(), exit_usage);
-  const auto& pipeline = *runtime->pipeline;
-  auto task = make_envelope(pipeline.first_topic(), boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant});
-  if (auto sent = runtime->bus->publish(pipeline.first_topic(), task); !sent) return fail(sent.error(), exit_failed);
-  if (auto traced = orchestrator::record_trace_event(*runtime->kv, tenant, task.corr_id,
-                                                     {{"event", "submitted"}, {"msg_id", task.id}, {"to", pipeline.first_topic()}});
-      !traced) {
-    std::cerr << "baton: note: submitted, but its trace was not recorded: " << traced.error().message() << "\n";
-  }
+  auto submitted = app::submit_task(*runtime, tenant, text);
+  if (!submitted) return fail(submitted.error(), exit_failed);
+  if (!submitted->note.empty()) std::cerr << "baton: note: " << submitted->note << "\n";
   if (runtime->config.bus == "memory://") {
     std::cerr << "baton: note: the bus is memory://, so this message lives only in this process\n";
   }
+  const auto& task = submitted->envelope;
   if (common.json) {
     std::cout << boost::json::serialize(boost::json::object{{"corr_id", task.corr_id}, {"msg_id", task.id},
-                                                            {"topic", pipeline.first_topic()}, {"tenant_id", tenant}})
+                                                            {"topic", runtime->pipeline->first_topic()}, {"tenant_id", tenant}})
               << "\n";
   } else {
     std::cout << task.corr_id << "\n";
@@ -170,48 +169,20 @@ int dlq_show(const Common& common, const std::string& id, const std::string& pha
 }
 
 // Where a story stands after its last recorded event.
-std::string whereabouts(const orchestrator::Pipeline& pipeline, const boost::json::array& events) {
-  if (events.empty()) return "nothing recorded";
-  const auto& last = events.back().as_object();
-  const std::string event(last.at("event").as_string());
-  if (event == "submitted") return "waiting for phase " + pipeline.phases().front();
-  const std::string phase(last.at("phase").as_string());
-  if (event == "dead_lettered") return "in the dead letters of phase " + phase + " (baton dlq list --phase " + phase + ")";
-  if (event == "handled") {
-    const auto& phases = pipeline.phases();
-    const auto at = std::find(phases.begin(), phases.end(), phase);
-    if (at != phases.end() && at + 1 != phases.end()) return "waiting for phase " + *(at + 1);
-    return "completed";
-  }
-  return "waiting for another attempt of phase " + phase;
-}
 
 int trace(const Common& common, const std::string& corr_id, const std::string& tenant) {
   auto runtime = start(common);
   if (!runtime) return fail(runtime.error(), exit_usage);
   auto events = orchestrator::read_trace(*runtime->kv, tenant, corr_id);
   if (!events) return fail(events.error(), exit_failed);
-  const auto where = whereabouts(*runtime->pipeline, *events);
+  const auto where = app::whereabouts(*runtime->pipeline, *events);
   if (common.json) {
     std::cout << boost::json::serialize(boost::json::object{{"corr_id", corr_id}, {"tenant_id", tenant}, {"events", *events},
                                                             {"now", where}})
               << "\n";
     return 0;
   }
-  for (const auto& item : *events) {
-    const auto& event = item.as_object();
-    const auto text = [&](const char* field) -> std::string {
-      const auto* value = event.if_contains(field);
-      return value && value->is_string() ? std::string(value->as_string()) : std::string();
-    };
-    std::cout << text("at") << "  " << text("event");
-    if (event.contains("phase")) std::cout << "  phase=" << text("phase");
-    if (event.contains("attempt")) std::cout << " attempt=" << boost::json::serialize(event.at("attempt"));
-    if (event.contains("elapsed_ms")) std::cout << " elapsed_ms=" << boost::json::serialize(event.at("elapsed_ms"));
-    if (event.contains("error")) std::cout << "  error: " << text("error");
-    std::cout << "\n";
-  }
-  std::cout << "now: " << where << "\n";
+  std::cout << app::trace_text(*runtime->pipeline, *events);
   return 0;
 }
 
@@ -336,6 +307,17 @@ int main(int argc, char** argv) {
   submit_command->add_flag("--json", common.json, "Print a JSON object");
   submit_command->add_option("text", text, "The task")->required();
 
+  app::DemoOptions demo_options;
+  auto* demo_command = cli.add_subcommand("demo", "The reference pipeline end to end with faults (a private redis-server by default)");
+  demo_command->add_option("--tasks", demo_options.tasks, "Tasks to submit")->capture_default_str();
+  demo_command->add_option("--bus", demo_options.bus, "memory:// runs everything in this process; a redis:// URL uses that server");
+  demo_command->add_option("--seed", demo_options.seed, "Seed for the choice of the worker to kill (0: random, printed)");
+  demo_command->add_option("--poison-every", demo_options.poison_every, "Every Nth task cannot be planned (0: none)")->capture_default_str();
+  demo_command->add_flag("!--no-faults", demo_options.faults, "Do not kill redis-server or a worker");
+  demo_command->add_flag("--keep", demo_options.keep, "Keep the temporary folder (logs, storage)");
+  int demo_timeout_s = static_cast<int>(demo_options.timeout.count());
+  demo_command->add_option("--timeout", demo_timeout_s, "Seconds for the batch to settle")->capture_default_str()->check(CLI::PositiveNumber);
+
   auto* run_command = cli.add_subcommand("run", "Run the workers of the pipeline's phases until SIGINT/SIGTERM");
   app::RunOptions run_options;
   run_command->add_option("--phase", run_options.phases, "Only these phases (repeat for several)");
@@ -386,6 +368,10 @@ int main(int argc, char** argv) {
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
   else if (status_command->parsed()) code = status(common);
   else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
+  else if (demo_command->parsed()) {
+    demo_options.timeout = std::chrono::seconds{demo_timeout_s};
+    code = app::run_demo(demo_options);
+  }
   else if (run_command->parsed()) {
     auto runtime = start(common);
     if (runtime) app::register_reference_phases(app::linked_phases(), *runtime);

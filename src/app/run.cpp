@@ -42,22 +42,14 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
 
 }  // namespace
 
-int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRegistry& registry) {
-  const log::Logger logger = log::Logger().child("worker");
+Result<std::vector<std::unique_ptr<RunnablePhase>>> start_phases(const Runtime& runtime, const RunOptions& options,
+                                                                  const PhaseRegistry& registry, orchestrator::MetricsRegistry& metrics) {
   const auto& pipeline = *runtime.pipeline;
-  std::vector<std::string> selected = options.phases.empty() ? pipeline.phases() : options.phases;
+  const auto selected = options.phases.empty() ? pipeline.phases() : options.phases;
   for (const auto& name : selected) {
-    if (!pipeline.output_topic(name)) {
-      std::cerr << "baton: --phase \"" << name << "\": not a phase of the pipeline\n";
-      return 2;
-    }
-    if (!registry.find(name)) {
-      std::cerr << "baton: phase \"" << name << "\": no implementation is linked into this program\n";
-      return 2;
-    }
+    if (!pipeline.output_topic(name)) return Error{errc::invalid_argument, "--phase \"" + name + "\": not a phase of the pipeline"};
+    if (!registry.find(name)) return Error{errc::invalid_argument, "phase \"" + name + "\": no implementation is linked into this program"};
   }
-
-  orchestrator::MetricsRegistry metrics;
   std::vector<std::unique_ptr<RunnablePhase>> phases;
   for (const auto& name : selected) {
     auto phase_options = orchestrator::phase_options(pipeline, name).value();
@@ -69,11 +61,24 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
     phase_options.metrics = &metrics;
     phases.push_back((*registry.find(name))(runtime.ports(), phase_options));
     if (auto started = phases.back()->start(); !started) {
-      std::cerr << "baton: phase \"" << name << "\": " << started.error().message() << "\n";
       for (auto& phase : phases) phase->stop();
-      return 1;
+      return Error{started.error().code, "phase \"" + name + "\": " + started.error().detail};
     }
   }
+  return phases;
+}
+
+int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRegistry& registry) {
+  const log::Logger logger = log::Logger().child("worker");
+  const auto& pipeline = *runtime.pipeline;
+  const std::vector<std::string> selected = options.phases.empty() ? pipeline.phases() : options.phases;
+  orchestrator::MetricsRegistry metrics;
+  auto started = start_phases(runtime, options, registry, metrics);
+  if (!started) {
+    std::cerr << "baton: " << started.error().detail << "\n";
+    return started.error() == errc::invalid_argument ? 2 : 1;
+  }
+  auto phases = std::move(*started);
 
   std::atomic<bool> ready{true};
   std::unique_ptr<HttpServer> http;

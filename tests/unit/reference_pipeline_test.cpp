@@ -30,14 +30,14 @@ namespace stdfs = std::filesystem;
 std::string task_with_a_first_draft_slip() {
   for (int n = 0;; ++n) {
     const auto text = "slip " + std::to_string(n);
-    if (std::stoull(content_digest(text), nullptr, 16) % 8 == 0) return text;
+    if ((std::stoull(content_digest(text), nullptr, 16) >> 32) % 8 == 0) return text;
   }
 }
 
 std::string task_without_a_slip(int n) {
   for (int k = n;; k += 1000) {
     const auto text = "task " + std::to_string(k);
-    if (std::stoull(content_digest(text), nullptr, 16) % 8 != 0) return text;
+    if ((std::stoull(content_digest(text), nullptr, 16) >> 32) % 8 != 0) return text;
   }
 }
 

@@ -70,6 +70,11 @@ struct RunOptions {
   std::string http;                 // "127.0.0.1:9100" serves /metrics /healthz /readyz; empty: none
 };
 
+// Builds and starts the selected phases (options.phases, or all) from the registry, counting into
+// `metrics`. errc::invalid_argument names a phase that is not in the pipeline or not linked.
+Result<std::vector<std::unique_ptr<RunnablePhase>>> start_phases(const Runtime& runtime, const RunOptions& options,
+                                                                  const PhaseRegistry& registry, orchestrator::MetricsRegistry& metrics);
+
 // Runs the phases until SIGINT or SIGTERM, then stops them gracefully (handlers in flight finish,
 // entries read but not started are handed back). SIGINT and SIGTERM must be blocked in every thread
 // (block_stop_signals() first thing in main) so that this call receives them. Returns the exit code.

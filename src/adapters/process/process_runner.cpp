@@ -60,6 +60,10 @@ class ProcessRunner final : public ports::CommandRunner {
       return Error{errc::unavailable, "fork failed"};
     }
     if (pid == 0) {
+      // The parent may block SIGINT/SIGTERM for sigwait; the child must not inherit that mask.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::setpgid(0, 0);
       const int null_fd = ::open("/dev/null", O_RDONLY);
       if (null_fd >= 0) ::dup2(null_fd, 0);

@@ -7,7 +7,7 @@
 // - plan/v1: a plan with a README, a script and a notes file. A task whose text holds
 //   "unplannable" gets an invalid plan every time (a poison task, for the dead-letter path).
 // - files/v1: the planned files' content, read from the "Plan: {...}" line of the request. For one
-//   task in eight (by a hash of its text) the first answer leaves out the last planned file, so
+//   task in eight (bits 32-34 of the FNV-1a hash of its text are 0) the first answer leaves out the last planned file, so
 //   certification fails once and the fix round with the findings is exercised; an answer to a
 //   request that carries certification findings is always complete.
 // Anything else gets an echo of the last user message. Token usage is a word count, labelled as an

@@ -1,6 +1,4 @@
-#include "support/redis_server.hpp"
-
-#include "support/certificates.hpp"
+#include "baton/app/local_redis.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace baton::test {
+namespace baton::app {
 namespace {
 
 // Asks the kernel for a free loopback port. Another process could take it before redis binds it;
@@ -79,16 +77,16 @@ bool accepts_connections(std::uint16_t port) {
 
 }  // namespace
 
-std::string RedisServer::url() const {
+std::string LocalRedisServer::url() const {
   if (options_.tls) return "rediss://127.0.0.1:" + std::to_string(port_) + "?ca_file=" + file("ca.crt").string();
   return "redis://127.0.0.1:" + std::to_string(port_);
 }
 
-RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {
+LocalRedisServer::LocalRedisServer(LocalRedisOptions options) : options_(std::move(options)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
-  if (options_.tls) make_certificates(directory_);
+  if (options_.prepare) options_.prepare(directory_);
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
     start();
@@ -102,13 +100,13 @@ RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(option
   throw std::runtime_error("redis-server did not start (is it installed? scripts/install-deps.sh)");
 }
 
-RedisServer::~RedisServer() {
+LocalRedisServer::~LocalRedisServer() {
   stop();
   std::error_code ignored;
   std::filesystem::remove_all(directory_, ignored);
 }
 
-void RedisServer::start() {
+void LocalRedisServer::start() {
   std::vector<std::string> arguments = {
       "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", directory_.string(),
       "--save", "", "--appendonly", options_.append_only ? "yes" : "no", "--appendfsync", options_.appendfsync,
@@ -131,13 +129,17 @@ void RedisServer::start() {
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+      // The parent may block SIGINT/SIGTERM for sigwait; the child must not inherit that mask.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execvp("redis-server", argv.data());
     std::perror("execvp redis-server");
     ::_exit(127);
   }
 }
 
-void RedisServer::wait_until_ready() {
+void LocalRedisServer::wait_until_ready() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
@@ -151,27 +153,27 @@ void RedisServer::wait_until_ready() {
   throw std::runtime_error("redis-server did not answer within 10 s");
 }
 
-void RedisServer::kill9() {
+void LocalRedisServer::kill9() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
 }
 
-void RedisServer::stop() {
+void LocalRedisServer::stop() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
 }
 
-void RedisServer::restart() {
+void LocalRedisServer::restart() {
   stop();
   start();
   wait_until_ready();
 }
 
-std::string RedisServer::cli(const std::vector<std::string>& arguments) const {
+std::string LocalRedisServer::cli(const std::vector<std::string>& arguments) const {
   std::string command = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
   if (options_.tls) {
     command += " --tls --cacert " + file("ca.crt").string();
@@ -188,4 +190,4 @@ std::string RedisServer::cli(const std::vector<std::string>& arguments) const {
   return output;
 }
 
-}  // namespace baton::test
+}  // namespace baton::app
