@@ -148,5 +148,42 @@ TEST_F(ConfigTest, BootstrapPicksAdaptersByScheme) {
   EXPECT_TRUE(redis->bus->capabilities().survives_process_restart) << "redis:// is the Redis bus";
 }
 
+TEST_F(ConfigTest, NumbersAreCheckedForTypeAndRangeWhereverTheyComeFrom) {
+  auto config = load_config(write("[ai]\ntimeout_ms = 5000\nrequests_per_second = 3\n[certify]\ncommand = \"make check\"\nmax_rounds = 2\n"
+                                  "[delivery]\nreclaim_idle_ms = 2000\n"),
+                            {{"BATON_AI_MAX_CONCURRENT", "4"}});
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->ai_timeout_ms, 5000);
+  EXPECT_EQ(config->ai_requests_per_second, 3);
+  EXPECT_EQ(config->ai_max_concurrent, 4);
+  EXPECT_EQ(config->certify_command, "make check");
+  EXPECT_EQ(config->certify_max_rounds, 2);
+  EXPECT_EQ(config->reclaim_idle_ms, 2000);
+  EXPECT_NE(error_of("[certify]\nmax_rounds = \"two\"\n").find("config key \"certify.max_rounds\""), std::string::npos);
+  EXPECT_NE(error_of("[certify]\nmax_rounds = \"two\"\n").find("expected an integer"), std::string::npos);
+  EXPECT_NE(error_of("[ai]\nmax_concurrent = 0\n").find("must be 1-1024"), std::string::npos);
+  auto from_environment = load_config(std::nullopt, {{"BATON_AI_TIMEOUT_MS", "soon"}});
+  ASSERT_FALSE(from_environment);
+  EXPECT_EQ(from_environment.error().detail,
+            "config key \"ai.timeout_ms\" (environment BATON_AI_TIMEOUT_MS): expected an integer, got \"soon\"");
+}
+
+TEST_F(ConfigTest, AnHttpProviderNeedsItsKeyAndModel) {
+  auto config = load_config(std::nullopt, {{"BATON_AI_PROVIDER", "anthropic"}, {"BATON_AI_BASE_URL", "https://127.0.0.1:9"},
+                                           {"BATON_AI_MODEL", "m"}, {"BATON_AI_API_KEY_SECRET", "BATON_TEST_SURELY_UNSET_KEY"}});
+  ASSERT_TRUE(config) << config.error().message();
+  auto runtime = bootstrap(*config);
+  ASSERT_FALSE(runtime);
+  EXPECT_NE(runtime.error().detail.find("ai.api_key_secret"), std::string::npos) << runtime.error().detail;
+  EXPECT_NE(runtime.error().detail.find("BATON_TEST_SURELY_UNSET_KEY"), std::string::npos) << runtime.error().detail;
+
+  config->ai_provider = "openai";  // local OpenAI-compatible servers may need no key
+  auto keyless = bootstrap(*config);
+  ASSERT_TRUE(keyless) << keyless.error().message();
+  EXPECT_EQ(keyless->ai->provider(), "openai");
+  config->ai_model.clear();
+  EXPECT_NE(bootstrap(*config).error().detail.find("ai.model"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace baton::app
