@@ -10,6 +10,8 @@
 //   baton [--config F] status [--json]
 //   baton [--config F] trace CORR_ID [--tenant T] [--json]
 //   baton [--config F] run [--phase P ...] [--concurrency N] [--http ADDRESS:PORT]
+//   baton bench [--bus URL] [--mode bus|pipeline] [--messages N] [--producers P] [--consumers C]
+//               [--payload-bytes B] [--rate R] [--json]
 //   baton demo [--tasks N] [--bus memory://|URL] [--seed S] [--poison-every N] [--no-faults] [--keep]
 //
 // Exit codes: 0 success, 1 the command failed (a port answered an error, something is unhealthy),
@@ -28,6 +30,7 @@
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/phase_registry.hpp"
+#include "baton/app/bench.hpp"
 #include "baton/app/demo.hpp"
 #include "baton/app/tasks.hpp"
 #include "baton/core/log.hpp"
@@ -318,6 +321,17 @@ int main(int argc, char** argv) {
   int demo_timeout_s = static_cast<int>(demo_options.timeout.count());
   demo_command->add_option("--timeout", demo_timeout_s, "Seconds for the batch to settle")->capture_default_str()->check(CLI::PositiveNumber);
 
+  app::BenchOptions bench_options;
+  auto* bench_command = cli.add_subcommand("bench", "Throughput and latency against a raw XADD baseline on the same server");
+  bench_command->add_option("--bus", bench_options.bus, "redis://... or memory:// (default: a private redis-server, AOF off)");
+  bench_command->add_option("--mode", bench_options.mode, "bus (one topic) or pipeline (the four reference phases)")->capture_default_str();
+  bench_command->add_option("--messages", bench_options.messages, "Messages (tasks in pipeline mode)")->capture_default_str();
+  bench_command->add_option("--producers", bench_options.producers, "Publishing threads")->capture_default_str();
+  bench_command->add_option("--consumers", bench_options.consumers, "Handlers at once (per phase in pipeline mode)")->capture_default_str();
+  bench_command->add_option("--payload-bytes", bench_options.payload_bytes, "Payload size")->capture_default_str();
+  bench_command->add_option("--rate", bench_options.rate, "Messages per second to pace the producers at (0: flat out)")->capture_default_str();
+  bench_command->add_flag("--json", bench_options.json, "No progress bar; the JSON object is the last line either way");
+
   auto* run_command = cli.add_subcommand("run", "Run the workers of the pipeline's phases until SIGINT/SIGTERM");
   app::RunOptions run_options;
   run_command->add_option("--phase", run_options.phases, "Only these phases (repeat for several)");
@@ -368,6 +382,7 @@ int main(int argc, char** argv) {
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
   else if (status_command->parsed()) code = status(common);
   else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
+  else if (bench_command->parsed()) code = app::run_bench(bench_options);
   else if (demo_command->parsed()) {
     demo_options.timeout = std::chrono::seconds{demo_timeout_s};
     code = app::run_demo(demo_options);

@@ -257,6 +257,7 @@ class DurableSubscription final : public ThreadsControl {
       if (!outputs.empty()) state_->notify();
       remember_handled(g, envelope.id);
       ack(seq);
+      if (options_.on_acked) options_.on_acked(envelope);
       return;
     }
     const Error& failure = outcome.error();

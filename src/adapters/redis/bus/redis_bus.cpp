@@ -386,7 +386,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         keys.push_back(TopicKeys(shared_->options, output.topic).stream);
         arguments.push_back(output.body);
       }
-      finish(shared_->complete_script, entry, std::move(keys), std::move(arguments));
+      if (finish(shared_->complete_script, entry, std::move(keys), std::move(arguments)) && options_.on_acked) options_.on_acked(envelope);
       return;
     }
     const Error& failure = outcome.error();
@@ -445,7 +445,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Runs an outcome script: the common arguments (group, id, consumer, deliveries) come first.
-  void finish(const detail::Script& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
+  // True when the outcome was recorded.
+  bool finish(const detail::Script& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
     std::vector<std::string> arguments{options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)};
     for (auto& argument : extra) arguments.push_back(std::move(argument));
     auto done = eval_persistently(script, std::move(keys), std::move(arguments));
@@ -453,13 +454,15 @@ class RedisSubscription final : public ports::Subscription::Control {
       // Unknown whether it ran: the entry stays pending and comes back through reclaim; dedup
       // keeps a completed one from running again.
       shared_->logger.warn("outcome not recorded", {{"topic", topic_}, {"id", entry.id}, {"error", done.error().message()}});
-      return;
+      return false;
     }
     if (done->integer == 0) {
       ++shared_->fenced;
       shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
                            {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", entry.id}});
+      return false;
     }
+    return true;
   }
 
   std::shared_ptr<Shared> shared_;

@@ -1,0 +1,385 @@
+#include "baton/app/bench.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "baton/adapters/memory/memory_bus.hpp"
+#include "baton/adapters/redis/redis_baseline.hpp"
+#include "baton/adapters/redis/redis_bus.hpp"
+#include "baton/app/bootstrap.hpp"
+#include "baton/app/local_redis.hpp"
+#include "baton/app/phase_registry.hpp"
+#include "baton/core/codec.hpp"
+#include "baton/core/log.hpp"
+#include "baton/core/uuid.hpp"
+
+namespace baton::app {
+namespace {
+
+namespace json = boost::json;
+namespace stdfs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
+constexpr std::int64_t not_yet = -1;
+
+// Per message: how often it was handled, and its latencies in microseconds.
+struct Ledger {
+  explicit Ledger(std::size_t n) : handled(n), handler_us(n), acked_us(n) {
+    for (auto& value : handler_us) value = not_yet;
+    for (auto& value : acked_us) value = not_yet;
+  }
+  std::vector<std::atomic<std::uint32_t>> handled;
+  std::vector<std::atomic<std::int64_t>> handler_us;
+  std::vector<std::atomic<std::int64_t>> acked_us;
+  std::atomic<std::size_t> distinct{0};
+  std::atomic<std::size_t> acks{0};
+  std::atomic<std::int64_t> last_ack_ns{0};
+};
+
+struct Percentiles {
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0;
+};
+
+Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples) {
+  std::vector<std::int64_t> values;
+  values.reserve(samples.size());
+  for (const auto& sample : samples) {
+    if (const auto v = sample.load(); v != not_yet) values.push_back(v);
+  }
+  if (values.empty()) return {};
+  std::sort(values.begin(), values.end());
+  const auto at = [&](double p) {
+    return static_cast<double>(values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())))]);
+  };
+  return {at(0.50), at(0.90), at(0.99), at(0.999)};
+}
+
+struct Usage {
+  double cpu_seconds = 0;
+  double peak_rss_mb = 0;
+};
+
+Usage usage() {
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return {seconds(self.ru_utime) + seconds(self.ru_stime), static_cast<double>(self.ru_maxrss) / 1024.0};
+}
+
+// "[#########           ]  45%  90000/200000  85310 msg/s" on stderr, until stopped.
+class ProgressBar {
+ public:
+  ProgressBar(bool enabled, std::size_t total, const std::atomic<std::size_t>& done) : total_(total), done_(done) {
+    if (!enabled) return;
+    thread_ = std::jthread([this](std::stop_token stop) {
+      const auto started = SteadyClock::now();
+      while (!stop.stop_requested()) {
+        draw(std::chrono::duration<double>(SteadyClock::now() - started).count());
+        std::this_thread::sleep_for(200ms);
+      }
+      draw(std::chrono::duration<double>(SteadyClock::now() - started).count());
+      std::fputc('\n', stderr);
+    });
+  }
+  ~ProgressBar() { stop(); }
+  void stop() {
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+  }
+
+ private:
+  void draw(double seconds) const {
+    const auto done = std::min(done_.load(), total_);
+    const double share = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+    std::string bar(30, ' ');
+    std::fill_n(bar.begin(), static_cast<std::size_t>(share * 30), '#');
+    std::fprintf(stderr, "\r[%s] %3.0f%%  %zu/%zu  %.0f msg/s   ", bar.c_str(), share * 100, done, total_,
+                 seconds > 0 ? static_cast<double>(done) / seconds : 0.0);
+    std::fflush(stderr);
+  }
+  std::size_t total_;
+  const std::atomic<std::size_t>& done_;
+  std::jthread thread_;
+};
+
+// Publishes messages [first, last) step `step`, in batches, paced to `rate` per second when set.
+template <class Make>
+Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size_t first, std::size_t count, std::size_t step,
+                     double rate, Make make) {
+  const std::size_t batch = rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(rate / 1000)) : 256;
+  const auto started = SteadyClock::now();
+  std::vector<JsonEnvelope> envelopes;
+  std::size_t sent = 0;
+  for (std::size_t index = first; index < count; index += step) {
+    envelopes.push_back(make(index));
+    if (envelopes.size() < batch && index + step < count) continue;
+    if (rate > 0) {
+      const auto due = started + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(static_cast<double>(sent) / rate));
+      std::this_thread::sleep_until(due);
+      for (auto& envelope : envelopes) envelope.payload.as_object()["t"] = now_ns();
+    }
+    for (int attempt = 0;; ++attempt) {
+      auto published = bus.publish_batch(topic, envelopes);
+      if (published) break;
+      if (attempt == 20 || !is_retryable(published.error())) return published;
+      std::this_thread::sleep_for(50ms);
+    }
+    sent += envelopes.size();
+    envelopes.clear();
+  }
+  return {};
+}
+
+std::string redis_url_of(const BenchOptions& options, std::unique_ptr<LocalRedisServer>& private_server) {
+  if (!options.bus.empty()) return options.bus;
+  private_server = std::make_unique<LocalRedisServer>(LocalRedisOptions{.append_only = false});
+  return private_server->url();
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& options) {
+  if (options.mode != "bus" && options.mode != "pipeline") {
+    std::cerr << "baton bench: --mode must be bus or pipeline, got \"" << options.mode << "\"\n";
+    return 2;
+  }
+  if (options.messages == 0 || options.producers < 1 || options.consumers < 1) {
+    std::cerr << "baton bench: --messages, --producers and --consumers must be at least 1\n";
+    return 2;
+  }
+  const std::string folder_pattern = (stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm") : stdfs::temp_directory_path()) / "baton-bench-XXXXXX";
+  std::string folder_text = folder_pattern;
+  if (!::mkdtemp(folder_text.data())) {
+    std::cerr << "baton bench: cannot make a scratch folder\n";
+    return 1;
+  }
+  const stdfs::path folder = folder_text;
+  log::log_to_file(folder / "bench.log");  // warnings of a run go to a file, not over the progress bar
+  log::set_level(log::Level::warn);
+
+  std::unique_ptr<LocalRedisServer> private_server;
+  const bool memory = options.bus == "memory://";
+  std::string url;
+  try {
+    url = memory ? options.bus : redis_url_of(options, private_server);
+  } catch (const std::exception& failure) {
+    std::cerr << "baton bench: " << failure.what() << "\n";
+    return 1;
+  }
+  const std::string run_id = new_uuid_v7().substr(24);
+  const std::string space = "bench-" + run_id;
+
+  // The same bytes the bus writes: an encoded envelope with a payload of the requested size.
+  const auto make_payload = [&](std::size_t index) {
+    json::object payload{{"i", index}, {"t", now_ns()}};
+    const auto base = json::serialize(payload).size() + 10;
+    payload["pad"] = std::string(options.payload_bytes > base ? options.payload_bytes - base : 0, 'x');
+    return payload;
+  };
+
+  std::optional<double> baseline_per_s;
+  if (!memory) {
+    auto redis_options = adapters::redis::parse_redis_url(url);
+    if (!redis_options) {
+      std::cerr << "baton bench: --bus: " << redis_options.error().message() << "\n";
+      return 2;
+    }
+    const auto sample = encode(make_envelope(space + ".load", json::value(make_payload(0))));
+    auto took = adapters::redis::time_pipelined_xadd(*redis_options, "baton:{" + space + "}:baseline", options.messages, sample);
+    if (!took) {
+      std::cerr << "baton bench: baseline: " << took.error().message() << "\n";
+      return 1;
+    }
+    baseline_per_s = static_cast<double>(options.messages) / std::chrono::duration<double>(*took).count();
+  }
+
+  Ledger ledger(options.messages);
+  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<ports::MessageBus> bus;
+  std::vector<std::unique_ptr<RunnablePhase>> phases;
+  orchestrator::MetricsRegistry metrics;
+  ports::Subscription subscription;
+  std::string topic;
+  std::unordered_map<std::string, std::size_t> index_of_task;  // pipeline mode: corr_id -> index
+  std::vector<JsonEnvelope> tasks;
+
+  if (options.mode == "bus") {
+    topic = space + ".load";
+    if (memory) {
+      bus = adapters::memory::make_memory_bus();
+    } else {
+      adapters::redis::RedisBusOptions bus_options;
+      bus_options.redis = *adapters::redis::parse_redis_url(url);
+      bus_options.redis.request_timeout = 10s;
+      bus = adapters::redis::make_redis_bus(bus_options);
+    }
+    ports::SubscribeOptions subscribe;
+    subscribe.group = "bench";
+    subscribe.concurrency = options.consumers;
+    subscribe.on_acked = [&](const JsonEnvelope& envelope) {
+      const auto index = envelope.payload.at("i").to_number<std::size_t>();
+      const auto now = now_ns();
+      ledger.acked_us[index] = (now - envelope.payload.at("t").to_number<std::int64_t>()) / 1000;
+      ledger.last_ack_ns = now;
+      ++ledger.acks;
+    };
+    auto subscribed = bus->subscribe(topic, [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
+      const auto now = now_ns();
+      const auto index = envelope.payload.at("i").to_number<std::size_t>();
+      if (ledger.handled[index]++ == 0) {
+        ledger.handler_us[index] = (now - envelope.payload.at("t").to_number<std::int64_t>()) / 1000;
+        ++ledger.distinct;
+      }
+      return {};
+    }, subscribe);
+    if (!subscribed) {
+      std::cerr << "baton bench: " << subscribed.error().message() << "\n";
+      return 1;
+    }
+    subscription = std::move(*subscribed);
+  } else {
+    Config config;
+    config.bus = config.kv = url;
+    config.space = space;
+    config.storage_root = (folder / "storage").string();
+    config.log_level = "warn";
+    for (const auto& phase : config.phases) config.phase_settings[phase].concurrency = options.consumers;
+    auto booted = bootstrap(config, {.request_timeout = 10s});
+    if (!booted) {
+      std::cerr << "baton bench: " << booted.error().message() << "\n";
+      return 2;
+    }
+    runtime = std::make_unique<Runtime>(std::move(*booted));
+    register_reference_phases(linked_phases(), *runtime);
+    auto started = start_phases(*runtime, {}, linked_phases(), metrics);
+    if (!started) {
+      std::cerr << "baton bench: " << started.error().message() << "\n";
+      return 1;
+    }
+    phases = std::move(*started);
+    topic = runtime->pipeline->first_topic();
+    for (std::size_t i = 0; i < options.messages; ++i) {
+      tasks.push_back(make_envelope(topic, json::value{{"task", "bench task " + std::to_string(i)}, {"i", i}, {"t", 0}}));
+      index_of_task.emplace(tasks.back().corr_id, i);
+    }
+    ports::SubscribeOptions ledger_options;
+    ledger_options.group = "bench-ledger";
+    ledger_options.concurrency = 2;
+    auto subscribed = runtime->bus->subscribe(runtime->pipeline->completed_topic(), [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
+      const auto found = index_of_task.find(envelope.corr_id);
+      if (found == index_of_task.end()) return {};
+      const auto index = found->second;
+      const auto now = now_ns();
+      if (ledger.handled[index]++ == 0) {
+        ledger.acked_us[index] = ledger.handler_us[index] = (now - tasks[index].payload.at("t").to_number<std::int64_t>()) / 1000;
+        ++ledger.distinct;
+        ++ledger.acks;
+        ledger.last_ack_ns = now;
+      }
+      return {};
+    }, ledger_options);
+    if (!subscribed) {
+      std::cerr << "baton bench: " << subscribed.error().message() << "\n";
+      return 1;
+    }
+    subscription = std::move(*subscribed);
+  }
+  ports::MessageBus& target = runtime ? *runtime->bus : *bus;
+
+  const auto first_publish_ns = now_ns();
+  ProgressBar progress(!options.json, options.messages, ledger.acks);
+  std::vector<std::thread> producers;
+  std::atomic<bool> produce_failed{false};
+  for (int p = 0; p < options.producers; ++p) {
+    producers.emplace_back([&, p] {
+      const auto make = [&](std::size_t index) {
+        if (runtime) {
+          tasks[index].payload.as_object()["t"] = now_ns();
+          return tasks[index];
+        }
+        return make_envelope(topic, json::value(make_payload(index)));
+      };
+      auto produced = produce(target, topic, static_cast<std::size_t>(p), options.messages, static_cast<std::size_t>(options.producers),
+                              options.rate / options.producers, make);
+      if (!produced) {
+        produce_failed = true;
+        std::cerr << "baton bench: publish failed: " << produced.error().message() << "\n";
+      }
+    });
+  }
+  for (auto& producer : producers) producer.join();
+  const auto deadline = SteadyClock::now() + options.timeout;
+  while (!produce_failed && ledger.acks.load() < options.messages && SteadyClock::now() < deadline) std::this_thread::sleep_for(5ms);
+  // Anything delivered twice would show up now; give it a moment to arrive.
+  std::this_thread::sleep_for(200ms);
+  progress.stop();
+  subscription.stop();
+  for (auto& phase : phases) phase->stop();
+
+  std::size_t duplicates = 0;
+  for (const auto& count : ledger.handled) {
+    if (const auto times = count.load(); times > 1) duplicates += times - 1;
+  }
+  const std::size_t lost = options.messages - ledger.distinct.load();
+  const double seconds = static_cast<double>(ledger.last_ack_ns.load() - first_publish_ns) / 1e9;
+  const double throughput = seconds > 0 ? static_cast<double>(ledger.acks.load()) / seconds : 0;
+  const auto to_handler = percentiles(ledger.handler_us);
+  const auto to_ack = percentiles(ledger.acked_us);
+  const auto used = usage();
+
+  json::object report{{"mode", options.mode}, {"messages", options.messages}, {"producers", options.producers},
+                      {"consumers", options.consumers}, {"payload_bytes", options.payload_bytes}, {"rate", options.rate},
+                      {"bus", memory ? "memory://" : (private_server ? "private redis-server (AOF off)" : "redis")},
+                      {"seconds", seconds}, {"throughput_msgs_per_s", throughput},
+                      {"baseline_xadd_per_s", baseline_per_s ? json::value(*baseline_per_s) : json::value(nullptr)},
+                      {"ratio_to_baseline", baseline_per_s ? json::value(throughput / *baseline_per_s) : json::value(nullptr)},
+                      {"p50_us", to_handler.p50}, {"p90_us", to_handler.p90}, {"p99_us", to_handler.p99}, {"p999_us", to_handler.p999},
+                      {"ack_p50_us", to_ack.p50}, {"ack_p90_us", to_ack.p90}, {"ack_p99_us", to_ack.p99}, {"ack_p999_us", to_ack.p999},
+                      {"lost", lost}, {"duplicates", duplicates}, {"cpu_seconds", used.cpu_seconds}, {"peak_rss_mb", used.peak_rss_mb}};
+  if (!options.json) {
+    std::printf("mode %s: %zu messages of %zu bytes, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(), options.messages,
+                options.payload_bytes, options.producers, options.consumers, options.rate > 0 ? ", paced" : "");
+    if (baseline_per_s) std::printf("  raw pipelined XADD baseline  %10.0f /s (same server, same client, same bytes)\n", *baseline_per_s);
+    std::printf("  throughput                   %10.0f msg/s%s\n", throughput, baseline_per_s ? "" : " (no baseline for memory://)");
+    if (baseline_per_s) std::printf("  ratio to the baseline        %10.3f\n", throughput / *baseline_per_s);
+    const char* first_label = options.mode == "bus" ? "publish -> handler" : "submit -> completed";
+    std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", first_label, to_handler.p50, to_handler.p90,
+                to_handler.p99, to_handler.p999);
+    if (options.mode == "bus") {
+      std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", "publish -> ack", to_ack.p50, to_ack.p90,
+                  to_ack.p99, to_ack.p999);
+    }
+    std::printf("  lost %zu, duplicates %zu, cpu %.2f s, peak rss %.1f MB\n", lost, duplicates, used.cpu_seconds, used.peak_rss_mb);
+  }
+  std::cout << json::serialize(report) << std::endl;
+  log::flush();
+  log::log_to_stderr();
+  bus.reset();
+  runtime.reset();
+  private_server.reset();
+  std::error_code ignored;
+  stdfs::remove_all(folder, ignored);
+  if (lost > 0 || duplicates > 0 || produce_failed) {
+    std::cerr << "baton bench: FAILED: " << lost << " lost, " << duplicates << " duplicated\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace baton::app
