@@ -64,8 +64,21 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, for a dead letter of a malformed entry
   std::int64_t deliveries = 1;
-  std::string lease_key;  // the in-flight lease once the handler has begun; kept alive with the entry
+  std::string lease_key;  // the in-flight lease once begun; kept alive with the entry
+  std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
+  std::string decode_error;              // why it does not decode
+  std::string done_key;                  // the group's mark for this envelope id
 };
+
+// A handled entry waiting for the group commit of its outcome.
+struct Completion {
+  Entry entry;
+  std::vector<ports::StagedHandOff::Output> outputs;
+  bool handled_here = false;  // a handler ran (not an entry found already done): counts as an ack
+};
+
+// Entries are begun and completed in batches of at most this many per script call.
+constexpr std::size_t script_batch = 128;
 
 std::optional<std::int64_t> to_integer(std::string_view text) {
   std::int64_t value = 0;
@@ -99,13 +112,13 @@ struct Shared {
   explicit Shared(RedisBusOptions bus_options) : options(std::move(bus_options)), connection(options.redis) {}
   RedisBusOptions options;
   Connection connection;
-  detail::Script complete_script{with_owns(scripts::complete)};
+  detail::Script complete_batch_script{with_owns(scripts::complete_batch)};
   detail::Script retry_script{with_owns(scripts::retry)};
   detail::Script dead_letter_script{with_owns(scripts::dead_letter)};
   detail::Script release_script{with_owns(scripts::release)};
   detail::Script keep_alive_script{with_owns(scripts::keep_alive)};
   detail::Script move_due_script{with_owns(scripts::move_due)};
-  detail::Script begin_script{with_owns(scripts::begin)};
+  detail::Script begin_batch_script{with_owns(scripts::begin_batch)};
   detail::Script trim_script{with_owns(scripts::trim_acked)};
   detail::Script publish_mirrored_script{std::string(scripts::publish_mirrored)};
   detail::Script replay_script{std::string(scripts::replay)};
@@ -144,6 +157,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     reader_ = std::thread([this] { read_loop(); });
     for (int i = 0; i < options_.concurrency; ++i) workers_.emplace_back([this] { work_loop(); });
+    committer_ = std::thread([this] { commit_loop(); });
     return {};
   }
 
@@ -158,8 +172,14 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (auto& worker : workers_) {
       if (worker.joinable()) worker.join();
     }
+    {  // the committer records every outcome the workers left, then ends
+      std::lock_guard lock(mutex_);
+      workers_done_ = true;
+      changed_.notify_all();
+    }
+    if (committer_.joinable()) committer_.join();
     // Entries read but never started: hand them back so another consumer takes them at once.
-    for (const auto& entry : queue_) release(entry, no_lease());
+    for (const auto& entry : queue_) release(entry, entry.lease_key.empty() ? no_lease() : entry.lease_key);
     queue_.clear();
   }
 
@@ -196,11 +216,14 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // How many more entries the workers can take; waits (briefly) while they are all busy.
+  // Entries waiting to start and outcomes waiting for the group commit both count: a slow Redis
+  // slows the reads down instead of piling work up in memory.
   std::size_t wait_for_room(std::chrono::steady_clock::time_point until) {
     std::unique_lock lock(mutex_);
-    const std::size_t capacity = static_cast<std::size_t>(options_.concurrency) * 2;
-    changed_.wait_until(lock, stop_.get_token(), until, [&] { return queue_.size() < capacity; });
-    return queue_.size() < capacity ? capacity - queue_.size() : 0;
+    const std::size_t capacity = std::max(static_cast<std::size_t>(options_.concurrency) * 2, 2 * shared_->options.read_count);
+    const auto held = [&] { return queue_.size() + commits_.size(); };
+    changed_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
+    return held() < capacity ? capacity - held() : 0;
   }
 
   void read(std::size_t count, std::chrono::milliseconds block) {
@@ -222,7 +245,64 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
       }
     }
-    enqueue(std::move(entries));
+    admit(std::move(entries));
+  }
+
+  // Decodes what was read or reclaimed and begins it in batches (one script per batch): entries
+  // that are ours and not yet done are queued for the workers with their lease; entries already
+  // done are completed; entries lost meanwhile are dropped.
+  void admit(std::vector<Entry> entries) {
+    std::vector<Entry> ready;
+    std::map<std::string, std::vector<Entry>> to_begin;  // by stream: one script touches one stream
+    for (auto& entry : entries) {
+      if (entry.body) {
+        auto decoded = decode(*entry.body, shared_->options.limits);
+        if (decoded) {
+          entry.done_key = keys_.group_key(options_.group, "done") + ":" + decoded->id;
+          entry.lease_key = keys_.group_key(options_.group, "inflight") + ":" + decoded->id;
+          entry.envelope = std::move(*decoded);
+          to_begin[entry.stream].push_back(std::move(entry));
+          continue;
+        }
+        entry.decode_error = decoded.error().message();
+      }
+      ready.push_back(std::move(entry));  // the worker dead-letters it
+    }
+    for (auto& [stream, batch] : to_begin) {
+      for (std::size_t first = 0; first < batch.size(); first += script_batch) {
+        const auto last = std::min(batch.size(), first + script_batch);
+        std::vector<std::string> keys{stream};
+        std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(shared_->options.reclaim_idle.count())};
+        for (std::size_t i = first; i < last; ++i) {
+          keys.push_back(batch[i].done_key);
+          keys.push_back(batch[i].lease_key);
+          arguments.push_back(batch[i].id);
+          arguments.push_back(std::to_string(batch[i].deliveries));
+        }
+        auto begun = eval_persistently(shared_->begin_batch_script, std::move(keys), std::move(arguments));
+        if (!begun || !begun->is_array() || begun->elements.size() != last - first) {
+          // Could not even look: the entries stay pending and come back through reclaim.
+          shared_->logger.warn("could not start entries", {{"topic", topic_}, {"count", last - first},
+                                                           {"error", begun ? std::string("unexpected reply") : begun.error().message()}});
+          continue;
+        }
+        for (std::size_t i = first; i < last; ++i) {
+          auto& entry = batch[i];
+          const auto& status = begun->elements[i - first].text;
+          if (status == "go") {
+            ready.push_back(std::move(entry));
+          } else if (status == "done") {
+            commit(Completion{std::move(entry), {}, false});
+          } else if (status == "busy") {
+            finish(shared_->retry_script, entry, {entry.stream, retry_set_, no_lease()},
+                   {std::to_string(same_id_in_flight_delay.count()), *entry.body});
+          } else {
+            shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
+          }
+        }
+      }
+    }
+    enqueue(std::move(ready));
   }
 
   void pause_after_error(const Error& error) {
@@ -272,7 +352,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       }
       shared_->logger.info("reclaimed entries of a silent consumer",
                            {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
-      enqueue(std::move(claimed));
+      admit(std::move(claimed));
     }
   }
 
@@ -314,16 +394,87 @@ class RedisSubscription final : public ports::Subscription::Control {
       Entry entry;
       {
         std::unique_lock lock(mutex_);
-        if (!changed_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); })) return;
+        // Once stop is asked for, no new handler starts (what is queued is handed back by stop()).
+        if (!changed_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
         entry = std::move(queue_.front());
         queue_.pop_front();
         running_.push_back(entry);
         changed_.notify_all();
       }
-      handle(entry);
+      // A handled entry stays in running_ (kept alive) until the committer has recorded it.
+      if (handle(entry)) continue;
       std::lock_guard lock(mutex_);
-      std::erase_if(running_, [&](const Entry& held) { return held.id == entry.id && held.stream == entry.stream; });
+      forget(entry);
       changed_.notify_all();
+    }
+  }
+
+  // Caller holds mutex_.
+  void forget(const Entry& entry) {
+    std::erase_if(running_, [&](const Entry& held) { return held.id == entry.id && held.stream == entry.stream; });
+  }
+
+  void commit(Completion completion) {
+    std::lock_guard lock(mutex_);
+    commits_.push_back(std::move(completion));
+    changed_.notify_all();
+  }
+
+  // ---- the committer: one complete script per batch of outcomes (a group commit) ----
+  void commit_loop() {
+    while (true) {
+      std::vector<Completion> batch;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return !commits_.empty() || workers_done_; });
+        if (commits_.empty()) return;  // workers done and nothing left to record
+        while (!commits_.empty() && batch.size() < script_batch) {
+          batch.push_back(std::move(commits_.front()));
+          commits_.pop_front();
+        }
+      }
+      record(batch);
+      std::lock_guard lock(mutex_);
+      for (const auto& completion : batch) forget(completion.entry);
+      changed_.notify_all();
+    }
+  }
+
+  void record(std::vector<Completion>& batch) {
+    std::map<std::string, std::vector<Completion*>> by_stream;
+    for (auto& completion : batch) by_stream[completion.entry.stream].push_back(&completion);
+    for (auto& [stream, completions] : by_stream) {
+      std::vector<std::string> keys{stream};
+      std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(options_.dedup_window.count())};
+      for (const auto* completion : completions) {
+        keys.push_back(completion->entry.done_key);
+        keys.push_back(completion->entry.lease_key);
+        arguments.push_back(completion->entry.id);
+        arguments.push_back(std::to_string(completion->entry.deliveries));
+        arguments.push_back(std::to_string(completion->outputs.size()));
+        for (const auto& output : completion->outputs) {
+          keys.push_back(TopicKeys(shared_->options, output.topic).stream);
+          arguments.push_back(output.body);
+        }
+      }
+      auto done = eval_persistently(shared_->complete_batch_script, std::move(keys), std::move(arguments));
+      if (!done || !done->is_array() || done->elements.size() != completions.size()) {
+        // Unknown whether it ran: the entries stay pending and come back through reclaim; the
+        // done marks keep completed ones from running again.
+        shared_->logger.warn("outcomes not recorded", {{"topic", topic_}, {"count", completions.size()},
+                                                       {"error", done ? std::string("unexpected reply") : done.error().message()}});
+        continue;
+      }
+      for (std::size_t i = 0; i < completions.size(); ++i) {
+        const auto& completion = *completions[i];
+        if (done->elements[i].integer == 1) {
+          if (completion.handled_here && options_.on_acked) options_.on_acked(*completion.entry.envelope);
+          continue;
+        }
+        ++shared_->fenced;
+        shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
+                             {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", completion.entry.id}});
+      }
     }
   }
 
@@ -333,41 +484,19 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::uint32_t attempts;
   };
 
-  void handle(const Entry& entry) {
+  // Runs the handler of an admitted entry. True when its outcome went to the group commit (the
+  // committer forgets the entry); false when it was settled here.
+  bool handle(const Entry& entry) {
     if (!entry.body) {
       dead_letter(entry, entry.raw, {"decode_failed", "the entry has no envelope field \"e\": " + entry.raw, 0}, no_lease());
-      return;
+      return false;
     }
-    auto decoded = decode(*entry.body, shared_->options.limits);
-    if (!decoded) {
-      dead_letter(entry, *entry.body, {"decode_failed", decoded.error().message(), 0}, no_lease());
-      return;
+    if (!entry.envelope) {
+      dead_letter(entry, *entry.body, {"decode_failed", entry.decode_error, 0}, no_lease());
+      return false;
     }
-    const JsonEnvelope& envelope = *decoded;
-    const std::string done_key = keys_.group_key(options_.group, "done") + ":" + envelope.id;
-    const std::string lease_key = keys_.group_key(options_.group, "inflight") + ":" + envelope.id;
-    auto begun = eval_persistently(shared_->begin_script, {entry.stream, done_key, lease_key},
-                                   {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries),
-                                    std::to_string(shared_->options.reclaim_idle.count())});
-    if (!begun) {
-      // Could not even look: leave the entry pending; it comes back through reclaim.
-      shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", begun.error().message()}});
-      return;
-    }
-    if (begun->text == "lost") {
-      shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
-      return;
-    }
-    set_running_lease(entry, lease_key);
-    if (begun->text == "done") {
-      finish(shared_->complete_script, entry, {entry.stream, done_key, lease_key}, {std::to_string(options_.dedup_window.count())});
-      return;
-    }
-    if (begun->text == "busy") {
-      finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
-             {std::to_string(same_id_in_flight_delay.count()), *entry.body});
-      return;
-    }
+    const JsonEnvelope& envelope = *entry.envelope;
+    const std::string& lease_key = entry.lease_key;
 
     // Outputs must share this topic's hash tag: the hand-off is one script, in one slot.
     ports::StagedHandOff handoff(shared_->options.limits, [this](std::string_view output) -> std::optional<Error> {
@@ -380,19 +509,13 @@ class RedisSubscription final : public ports::Subscription::Control {
     const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token(), &handoff};
     const Result<void> outcome = ports::invoke_handler(handler_, envelope, info);
     if (outcome) {
-      std::vector<std::string> keys{entry.stream, done_key, lease_key};
-      std::vector<std::string> arguments{std::to_string(options_.dedup_window.count())};
-      for (const auto& output : handoff.outputs()) {
-        keys.push_back(TopicKeys(shared_->options, output.topic).stream);
-        arguments.push_back(output.body);
-      }
-      if (finish(shared_->complete_script, entry, std::move(keys), std::move(arguments)) && options_.on_acked) options_.on_acked(envelope);
-      return;
+      commit(Completion{entry, handoff.outputs(), true});
+      return true;
     }
     const Error& failure = outcome.error();
     if (failure == errc::cancelled && stop_.stop_requested()) {
       release(entry, lease_key);
-      return;
+      return false;
     }
     const auto& policy = options_.redelivery;
     const bool retryable = policy.retryable ? policy.retryable(failure) : is_retryable(failure);
@@ -406,6 +529,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
              {std::to_string(delay.count()), encode(retry_envelope(envelope))});
     }
+    return false;
   }
 
   // The in-flight lease key when none was taken (an entry that never decoded, or never started):
@@ -434,13 +558,6 @@ class RedisSubscription final : public ports::Subscription::Control {
       if (reply || !is_retryable(reply.error()) || std::chrono::steady_clock::now() + pause >= deadline) return reply;
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds{200});
-    }
-  }
-
-  void set_running_lease(const Entry& entry, const std::string& lease_key) {
-    std::lock_guard lock(mutex_);
-    for (auto& held : running_) {
-      if (held.id == entry.id && held.stream == entry.stream) held.lease_key = lease_key;
     }
   }
 
@@ -477,11 +594,14 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::mutex mutex_;
   std::condition_variable_any changed_;
   std::deque<Entry> queue_;     // read, not yet started
-  std::vector<Entry> running_;  // being handled (kept alive)
+  std::vector<Entry> running_;  // being handled or waiting for the group commit (kept alive)
+  std::deque<Completion> commits_;  // handled, outcome not yet recorded
+  bool workers_done_ = false;       // set by stop() once the workers have returned
   std::stop_source stop_;
   std::atomic<bool> stopped_{false};
   std::thread reader_;
   std::vector<std::thread> workers_;
+  std::thread committer_;
 };
 
 // Ephemeral (at-most-once) delivery: Redis PUBLISH/SUBSCRIBE on a subscriber connection of its own,

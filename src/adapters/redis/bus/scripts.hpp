@@ -12,9 +12,12 @@ local function owns(stream, group, id, consumer, deliveries)
   local p = redis.call('XPENDING', stream, group, id, id, 1)
   return #p == 1 and p[1][2] == consumer and tostring(p[1][4]) == deliveries
 end
--- Drops an in-flight lease only if this consumer holds it (another one may have taken it over).
-local function drop_lease(key, consumer)
-  if redis.call('GET', key) == consumer then redis.call('DEL', key) end
+-- An in-flight lease names the consumer and the entry holding it: another entry with the same
+-- envelope id (a duplicate publish) is "busy" even for the same consumer.
+local function holder(consumer, id) return consumer .. '|' .. id end
+-- Drops an in-flight lease only if this consumer holds it for this entry (another may have taken it over).
+local function drop_lease(key, consumer, id)
+  if redis.call('GET', key) == holder(consumer, id) then redis.call('DEL', key) end
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -22,44 +25,70 @@ local function now_ms()
 end
 )lua";
 
-// KEYS: stream, done mark, in-flight lease. ARGV: group, id, consumer, deliveries, lease ms.
-// "lost": the entry was reclaimed by another consumer while it waited here: do not run it.
-// "done": already handled by the group; "busy": another delivery of the same id is being handled.
-constexpr std::string_view begin = R"lua(
-if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 'lost' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'done' end
-if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[5]) then return 'go' end
-if redis.call('GET', KEYS[3]) == ARGV[3] then
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
-  return 'go'
+// Starts a batch of entries read from one stream, each as one decision.
+// KEYS: stream, then per entry its done mark and its in-flight lease.
+// ARGV: group, consumer, lease ms, then per entry its id and the delivery count this consumer saw.
+// Per entry: "lost" (reclaimed by another consumer meanwhile: do not run it), "done" (already
+// handled by the group), "busy" (another delivery of the same envelope id is being handled), "go".
+constexpr std::string_view begin_batch = R"lua(
+local result = {}
+local n = (#ARGV - 3) / 2
+for i = 1, n do
+  local id, deliveries = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local done_key, lease_key = KEYS[2 * i], KEYS[2 * i + 1]
+  if not owns(KEYS[1], ARGV[1], id, ARGV[2], deliveries) then
+    result[i] = 'lost'
+  elseif redis.call('EXISTS', done_key) == 1 then
+    result[i] = 'done'
+  elseif redis.call('SET', lease_key, holder(ARGV[2], id), 'NX', 'PX', ARGV[3]) then
+    result[i] = 'go'
+  elseif redis.call('GET', lease_key) == holder(ARGV[2], id) then
+    redis.call('PEXPIRE', lease_key, ARGV[3])
+    result[i] = 'go'
+  else
+    result[i] = 'busy'
+  end
 end
-return 'busy'
+return result
 )lua";
 
-// KEYS: stream, done mark, in-flight lease, then one stream per hand-off output.
-// ARGV: group, id, consumer, deliveries, done ttl ms, then one encoded envelope per output.
-// The owner publishes the outputs, writes the done mark and acks, all at once. A consumer that lost
-// the entry changes nothing when it has outputs (the owner will hand off); without outputs it
-// still writes the done mark, since the work did happen and whoever holds the entry now must skip it.
-constexpr std::string_view complete = R"lua(
-local mine = owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-local outputs = #KEYS - 3
-if not mine then
-  if outputs == 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[5]) end
-  return 0
+// Completes a batch of handled entries of one stream (a group commit), each on its own terms: the
+// owner publishes the entry's outputs, writes its done mark and acks it, all in this one script. A
+// consumer that lost an entry changes nothing for it when it has outputs (the owner will hand
+// off); without outputs it still writes the done mark, since the work did happen and whoever holds
+// the entry now must skip it.
+// KEYS: stream, then per entry: done mark, in-flight lease, one stream per output.
+// ARGV: group, consumer, done ttl ms, then per entry: id, deliveries, output count, the outputs.
+// Returns 1 (completed) or 0 (refused: not ours any more) per entry.
+constexpr std::string_view complete_batch = R"lua(
+local result, acks = {}, {}
+local k, a, i = 2, 4, 0
+while a <= #ARGV do
+  i = i + 1
+  local id, deliveries, outputs = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local done_key, lease_key = KEYS[k], KEYS[k + 1]
+  if owns(KEYS[1], ARGV[1], id, ARGV[2], deliveries) then
+    for j = 1, outputs do redis.call('XADD', KEYS[k + 1 + j], '*', 'e', ARGV[a + 2 + j]) end
+    redis.call('SET', done_key, '1', 'PX', ARGV[3])
+    drop_lease(lease_key, ARGV[2], id)
+    acks[#acks + 1] = id
+    result[i] = 1
+  else
+    if outputs == 0 then redis.call('SET', done_key, '1', 'PX', ARGV[3]) end
+    result[i] = 0
+  end
+  k = k + 2 + outputs
+  a = a + 3 + outputs
 end
-for i = 1, outputs do redis.call('XADD', KEYS[3 + i], '*', 'e', ARGV[5 + i]) end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
-drop_lease(KEYS[3], ARGV[3])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return 1
+if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+return result
 )lua";
 
 // KEYS: stream, retry set, in-flight lease. ARGV: group, id, consumer, deliveries, delay ms, next body.
 constexpr std::string_view retry = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
-drop_lease(KEYS[3], ARGV[3])
+drop_lease(KEYS[3], ARGV[3], ARGV[2])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -70,7 +99,7 @@ constexpr std::string_view dead_letter = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
            'failed_at', ARGV[9], 'topic', ARGV[10], 'group', ARGV[1], 'consumer', ARGV[3], 'source_id', ARGV[2])
-drop_lease(KEYS[3], ARGV[3])
+drop_lease(KEYS[3], ARGV[3], ARGV[2])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
@@ -80,7 +109,7 @@ return 1
 constexpr std::string_view release = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 2147483647, 'JUSTID')
-drop_lease(KEYS[2], ARGV[3])
+drop_lease(KEYS[2], ARGV[3], ARGV[2])
 return 1
 )lua";
 
@@ -90,7 +119,7 @@ return 1
 constexpr std::string_view keep_alive = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+if redis.call('GET', KEYS[2]) == holder(ARGV[3], ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 return 1
 )lua";
 
