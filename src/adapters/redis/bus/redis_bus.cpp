@@ -166,7 +166,9 @@ class RedisSubscription final : public ports::Subscription::Control {
     stop_.request_stop();
     {
       std::lock_guard lock(mutex_);
-      changed_.notify_all();
+      room_.notify_all();
+      work_ready_.notify_all();
+      commit_ready_.notify_all();
     }
     if (reader_.joinable()) reader_.join();
     for (auto& worker : workers_) {
@@ -175,7 +177,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     {  // the committer records every outcome the workers left, then ends
       std::lock_guard lock(mutex_);
       workers_done_ = true;
-      changed_.notify_all();
+      commit_ready_.notify_all();
     }
     if (committer_.joinable()) committer_.join();
     // Entries read but never started: hand them back so another consumer takes them at once.
@@ -222,7 +224,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = std::max(static_cast<std::size_t>(options_.concurrency) * 2, 2 * shared_->options.read_count);
     const auto held = [&] { return queue_.size() + commits_.size(); };
-    changed_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
+    room_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
     return held() < capacity ? capacity - held() : 0;
   }
 
@@ -308,14 +310,15 @@ class RedisSubscription final : public ports::Subscription::Control {
   void pause_after_error(const Error& error) {
     shared_->logger.warn("read failed; retrying", {{"topic", topic_}, {"group", options_.group}, {"error", error.message()}});
     std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, stop_.get_token(), std::chrono::milliseconds{100}, [] { return false; });
+    room_.wait_for(lock, stop_.get_token(), std::chrono::milliseconds{100}, [] { return false; });
   }
 
   void enqueue(std::vector<Entry> entries) {
     if (entries.empty()) return;
     std::lock_guard lock(mutex_);
     for (auto& entry : entries) queue_.push_back(std::move(entry));
-    changed_.notify_all();
+    if (queue_.size() == 1) work_ready_.notify_one();
+    else work_ready_.notify_all();
   }
 
   void move_due() {
@@ -395,17 +398,16 @@ class RedisSubscription final : public ports::Subscription::Control {
       {
         std::unique_lock lock(mutex_);
         // Once stop is asked for, no new handler starts (what is queued is handed back by stop()).
-        if (!changed_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
+        if (!work_ready_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
         entry = std::move(queue_.front());
         queue_.pop_front();
         running_.push_back(entry);
-        changed_.notify_all();
+        room_.notify_one();
       }
       // A handled entry stays in running_ (kept alive) until the committer has recorded it.
       if (handle(entry)) continue;
       std::lock_guard lock(mutex_);
       forget(entry);
-      changed_.notify_all();
     }
   }
 
@@ -417,7 +419,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   void commit(Completion completion) {
     std::lock_guard lock(mutex_);
     commits_.push_back(std::move(completion));
-    changed_.notify_all();
+    commit_ready_.notify_one();
   }
 
   // ---- the committer: one complete script per batch of outcomes (a group commit) ----
@@ -426,17 +428,17 @@ class RedisSubscription final : public ports::Subscription::Control {
       std::vector<Completion> batch;
       {
         std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return !commits_.empty() || workers_done_; });
+        commit_ready_.wait(lock, [&] { return !commits_.empty() || workers_done_; });
         if (commits_.empty()) return;  // workers done and nothing left to record
         while (!commits_.empty() && batch.size() < script_batch) {
           batch.push_back(std::move(commits_.front()));
           commits_.pop_front();
         }
+        room_.notify_one();
       }
       record(batch);
       std::lock_guard lock(mutex_);
       for (const auto& completion : batch) forget(completion.entry);
-      changed_.notify_all();
     }
   }
 
@@ -592,7 +594,9 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::unique_ptr<Connection> reader_connection_;
 
   std::mutex mutex_;
-  std::condition_variable_any changed_;
+  std::condition_variable_any room_;          // the reader waits here for room to read more
+  std::condition_variable_any work_ready_;    // the workers wait here for entries
+  std::condition_variable_any commit_ready_;  // the committer waits here for outcomes
   std::deque<Entry> queue_;     // read, not yet started
   std::vector<Entry> running_;  // being handled or waiting for the group commit (kept alive)
   std::deque<Completion> commits_;  // handled, outcome not yet recorded

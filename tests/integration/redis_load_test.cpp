@@ -1,0 +1,78 @@
+// A bounded load test (not timed): 50k messages through the Redis bus with 4 consumers in two
+// processes' worth of subscriptions, each message handled exactly once. Speed is measured by
+// `baton bench`, never here.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "baton/adapters/redis/redis_bus.hpp"
+#include "support/recorder.hpp"
+#include "support/redis_server.hpp"
+#include "support/unique_id.hpp"
+
+namespace baton::adapters::redis {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RedisLoad, FiftyThousandMessagesAreEachHandledExactlyOnce) {
+  test::RedisServer server({.append_only = false});
+  RedisBusOptions options;
+  options.redis = parse_redis_url(server.url()).value();
+  options.redis.request_timeout = 10s;
+  auto publisher = make_redis_bus(options);
+  auto first = make_redis_bus(options);
+  auto second = make_redis_bus(options);
+
+  constexpr std::size_t total = 50'000;
+  const std::string topic = test::unique_name("load") + ".jobs";
+  std::vector<std::atomic<int>> handled(total);
+  std::atomic<std::size_t> distinct{0};
+  std::atomic<std::size_t> unexpected{0};
+  const auto handler = [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
+    const auto* index = envelope.payload.as_object().if_contains("n");
+    if (!index || !index->is_int64() || index->get_int64() < 0 || static_cast<std::size_t>(index->get_int64()) >= total) {
+      ++unexpected;
+      return {};
+    }
+    if (handled[static_cast<std::size_t>(index->get_int64())]++ == 0) ++distinct;
+    return {};
+  };
+  // Two buses (two connections each, as two worker processes would have), 2 consumers each.
+  ports::SubscribeOptions subscribe;
+  subscribe.group = "load";
+  subscribe.concurrency = 2;
+  subscribe.consumer = "a";
+  auto a = first->subscribe(topic, handler, subscribe);
+  subscribe.consumer = "b";
+  auto b = second->subscribe(topic, handler, subscribe);
+  ASSERT_TRUE(a && b);
+
+  std::vector<JsonEnvelope> batch;
+  for (std::size_t n = 0; n < total; ++n) {
+    batch.push_back(make_envelope(topic, boost::json::value{{"n", n}, {"pad", std::string(200, 'x')}}));
+    if (batch.size() == 500 || n + 1 == total) {
+      ASSERT_TRUE(publisher->publish_batch(topic, batch));
+      batch.clear();
+    }
+  }
+  ASSERT_TRUE(test::eventually([&] { return distinct.load() == total; }, 300s)) << distinct.load() << " of " << total << " handled";
+  // Whatever would be delivered twice has had its chance once every entry is acked.
+  ASSERT_TRUE(test::eventually([&] {
+    auto stats = publisher->topic_stats(topic);
+    return stats && !stats->groups.empty() && stats->groups[0].pending == 0 && stats->groups[0].lag == 0;
+  }, 60s)) << "entries left pending or unread";
+  a->stop();
+  b->stop();
+  std::size_t twice = 0;
+  for (const auto& count : handled) twice += count.load() > 1;
+  EXPECT_EQ(twice, 0u) << "messages handled more than once";
+  EXPECT_EQ(unexpected.load(), 0u);
+  auto stats = publisher->topic_stats(topic);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->dead_letters, 0u);
+}
+
+}  // namespace
+}  // namespace baton::adapters::redis
