@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -68,6 +69,15 @@ struct Entry {
   std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
   std::string decode_error;              // why it does not decode
   std::string done_key;                  // the group's mark for this envelope id
+};
+
+// What keep-alive needs of an entry this consumer holds (no body, no envelope: cheap to copy).
+struct Held {
+  std::string stream;
+  std::string id;
+  std::int64_t deliveries = 1;
+  std::string lease_key;
+  static Held of(const Entry& entry) { return {entry.stream, entry.id, entry.deliveries, entry.lease_key}; }
 };
 
 // A handled entry waiting for the group commit of its outcome.
@@ -294,7 +304,9 @@ class RedisSubscription final : public ports::Subscription::Control {
           if (status == "go") {
             ready.push_back(std::move(entry));
           } else if (status == "done") {
-            commit(Completion{std::move(entry), {}, false});
+            std::vector<Completion> already_done;
+            already_done.push_back(Completion{std::move(entry), {}, false});
+            commit(std::move(already_done));
           } else if (status == "busy") {
             finish(shared_->retry_script, entry, {entry.stream, retry_set_, no_lease()},
                    {std::to_string(same_id_in_flight_delay.count()), *entry.body});
@@ -369,11 +381,11 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void keep_alive() {
-    std::vector<Entry> held;
+    std::vector<Held> held;
     {
       std::lock_guard lock(mutex_);
       held.assign(running_.begin(), running_.end());
-      held.insert(held.end(), queue_.begin(), queue_.end());
+      for (const auto& entry : queue_) held.push_back(Held::of(entry));
     }
     for (const auto& entry : held) {
       (void)shared_->eval(shared_->keep_alive_script, {entry.stream, entry.lease_key.empty() ? no_lease() : entry.lease_key},
@@ -392,33 +404,65 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // ---- the workers ----
+  // A worker takes a share of the queue at a time (waking threads costs more than a no-op
+  // handler), runs the handlers one by one, and hands the outcomes to the group commit together,
+  // or sooner when handlers are slow, so an ack never waits long behind the rest of the share.
   void work_loop() {
+    const std::size_t workers = static_cast<std::size_t>(options_.concurrency);
     while (true) {
-      Entry entry;
+      std::deque<Entry> share;
       {
         std::unique_lock lock(mutex_);
         // Once stop is asked for, no new handler starts (what is queued is handed back by stop()).
         if (!work_ready_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
-        entry = std::move(queue_.front());
-        queue_.pop_front();
-        running_.push_back(entry);
+        const std::size_t take = std::clamp<std::size_t>(queue_.size() / (2 * workers), 1, 32);
+        for (std::size_t i = 0; i < take; ++i) {
+          running_.push_back(Held::of(queue_.front()));
+          share.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
         room_.notify_one();
       }
-      // A handled entry stays in running_ (kept alive) until the committer has recorded it.
-      if (handle(entry)) continue;
-      std::lock_guard lock(mutex_);
-      forget(entry);
+      std::vector<Completion> outcomes;
+      auto oldest = std::chrono::steady_clock::now();
+      while (!share.empty()) {
+        if (stop_.stop_requested()) {
+          // Not started: back to the queue, which stop() hands back to the group.
+          std::lock_guard lock(mutex_);
+          for (auto& entry : share) forget(entry);
+          while (!share.empty()) {
+            queue_.push_front(std::move(share.back()));
+            share.pop_back();
+          }
+          break;
+        }
+        Entry entry = std::move(share.front());
+        share.pop_front();
+        // A handled entry stays in running_ (kept alive) until the committer has recorded it.
+        if (auto outcome = handle(entry)) {
+          if (outcomes.empty()) oldest = std::chrono::steady_clock::now();
+          outcomes.push_back(std::move(*outcome));
+        } else {
+          std::lock_guard lock(mutex_);
+          forget(entry);
+        }
+        if (!outcomes.empty() && (share.empty() || std::chrono::steady_clock::now() - oldest > std::chrono::milliseconds{2})) {
+          commit(std::move(outcomes));
+          outcomes.clear();
+        }
+      }
+      if (!outcomes.empty()) commit(std::move(outcomes));
     }
   }
 
   // Caller holds mutex_.
   void forget(const Entry& entry) {
-    std::erase_if(running_, [&](const Entry& held) { return held.id == entry.id && held.stream == entry.stream; });
+    std::erase_if(running_, [&](const Held& held) { return held.id == entry.id && held.stream == entry.stream; });
   }
 
-  void commit(Completion completion) {
+  void commit(std::vector<Completion> completions) {
     std::lock_guard lock(mutex_);
-    commits_.push_back(std::move(completion));
+    for (auto& completion : completions) commits_.push_back(std::move(completion));
     commit_ready_.notify_one();
   }
 
@@ -486,16 +530,16 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::uint32_t attempts;
   };
 
-  // Runs the handler of an admitted entry. True when its outcome went to the group commit (the
-  // committer forgets the entry); false when it was settled here.
-  bool handle(const Entry& entry) {
+  // Runs the handler of an admitted entry. Returns the outcome for the group commit (the committer
+  // forgets the entry once recorded), or nothing when the entry was settled here.
+  std::optional<Completion> handle(Entry& entry) {
     if (!entry.body) {
       dead_letter(entry, entry.raw, {"decode_failed", "the entry has no envelope field \"e\": " + entry.raw, 0}, no_lease());
-      return false;
+      return std::nullopt;
     }
     if (!entry.envelope) {
       dead_letter(entry, *entry.body, {"decode_failed", entry.decode_error, 0}, no_lease());
-      return false;
+      return std::nullopt;
     }
     const JsonEnvelope& envelope = *entry.envelope;
     const std::string& lease_key = entry.lease_key;
@@ -511,13 +555,12 @@ class RedisSubscription final : public ports::Subscription::Control {
     const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token(), &handoff};
     const Result<void> outcome = ports::invoke_handler(handler_, envelope, info);
     if (outcome) {
-      commit(Completion{entry, handoff.outputs(), true});
-      return true;
+      return Completion{std::move(entry), handoff.outputs(), true};
     }
     const Error& failure = outcome.error();
     if (failure == errc::cancelled && stop_.stop_requested()) {
       release(entry, lease_key);
-      return false;
+      return std::nullopt;
     }
     const auto& policy = options_.redelivery;
     const bool retryable = policy.retryable ? policy.retryable(failure) : is_retryable(failure);
@@ -531,7 +574,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
              {std::to_string(delay.count()), encode(retry_envelope(envelope))});
     }
-    return false;
+    return std::nullopt;
   }
 
   // The in-flight lease key when none was taken (an entry that never decoded, or never started):
@@ -598,7 +641,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::condition_variable_any work_ready_;    // the workers wait here for entries
   std::condition_variable_any commit_ready_;  // the committer waits here for outcomes
   std::deque<Entry> queue_;     // read, not yet started
-  std::vector<Entry> running_;  // being handled or waiting for the group commit (kept alive)
+  std::vector<Held> running_;  // being handled or waiting for the group commit (kept alive)
   std::deque<Completion> commits_;  // handled, outcome not yet recorded
   bool workers_done_ = false;       // set by stop() once the workers have returned
   std::stop_source stop_;
