@@ -54,8 +54,18 @@ void RespParseReadReply(benchmark::State& state) {
   const auto body = encode(sample_envelope());
   std::string bytes = "*1\r\n*2\r\n$24\r\nbaton:{bench}:bench.load\r\n*64\r\n";
   for (int i = 0; i < 64; ++i) {
-    bytes += "*2\r\n$15\r\n1700000000000-" + std::to_string(10 + i) + "\r\n*2\r\n$1\r\ne\r\n$" + std::to_string(body.size()) + "\r\n" +
+    const std::string id = "1700000000000-" + std::to_string(10 + i);
+    bytes += "*2\r\n$" + std::to_string(id.size()) + "\r\n" + id + "\r\n*2\r\n$1\r\ne\r\n$" + std::to_string(body.size()) + "\r\n" +
              body + "\r\n";
+  }
+  {
+    adapters::redis::detail::RespParser check;
+    check.feed(bytes);
+    auto parsed = check.next();
+    if (!parsed || !*parsed || (*parsed)->elements.at(0).elements.at(1).elements.size() != 64) {
+      state.SkipWithError("the sample reply does not parse");
+      return;
+    }
   }
   for (auto _ : state) {
     adapters::redis::detail::RespParser parser;
