@@ -227,7 +227,6 @@ int run_bench(const BenchOptions& options) {
       adapters::redis::RedisBusOptions bus_options;
       bus_options.redis = *adapters::redis::parse_redis_url(url);
       bus_options.redis.request_timeout = 10s;
-      if (const char* count = std::getenv("BATON_BENCH_READ_COUNT")) bus_options.read_count = std::stoul(count);
       bus = adapters::redis::make_redis_bus(bus_options);
     }
     ports::SubscribeOptions subscribe;

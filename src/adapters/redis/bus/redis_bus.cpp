@@ -88,7 +88,25 @@ struct Completion {
 };
 
 // Entries are begun and completed in batches of at most this many per script call.
-constexpr std::size_t script_batch = 128;
+constexpr std::size_t script_batch = 256;
+
+// The lowest and the highest of a batch's stream ids ("<ms>-<seq>"), for one XPENDING over the batch.
+std::pair<std::string, std::string> id_range(const std::vector<const std::string*>& ids) {
+  const auto parse = [](const std::string& id) {
+    std::uint64_t ms = 0, seq = 0;
+    const auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
+    if (dash != std::string::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+    return std::make_pair(ms, seq);
+  };
+  const std::string* low = ids.front();
+  const std::string* high = ids.front();
+  for (const auto* id : ids) {
+    if (parse(*id) < parse(*low)) low = id;
+    if (parse(*high) < parse(*id)) high = id;
+  }
+  return {*low, *high};
+}
 
 std::optional<std::int64_t> to_integer(std::string_view text) {
   std::int64_t value = 0;
@@ -284,7 +302,10 @@ class RedisSubscription final : public ports::Subscription::Control {
       for (std::size_t first = 0; first < batch.size(); first += script_batch) {
         const auto last = std::min(batch.size(), first + script_batch);
         std::vector<std::string> keys{stream};
-        std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(shared_->options.reclaim_idle.count())};
+        std::vector<const std::string*> ids;
+        for (std::size_t i = first; i < last; ++i) ids.push_back(&batch[i].id);
+        const auto [low, high] = id_range(ids);
+        std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(shared_->options.reclaim_idle.count()), low, high};
         for (std::size_t i = first; i < last; ++i) {
           keys.push_back(batch[i].done_key);
           keys.push_back(batch[i].lease_key);
@@ -491,7 +512,10 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (auto& completion : batch) by_stream[completion.entry.stream].push_back(&completion);
     for (auto& [stream, completions] : by_stream) {
       std::vector<std::string> keys{stream};
-      std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(options_.dedup_window.count())};
+      std::vector<const std::string*> ids;
+      for (const auto* completion : completions) ids.push_back(&completion->entry.id);
+      const auto [low, high] = id_range(ids);
+      std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(options_.dedup_window.count()), low, high};
       for (const auto* completion : completions) {
         keys.push_back(completion->entry.done_key);
         keys.push_back(completion->entry.lease_key);

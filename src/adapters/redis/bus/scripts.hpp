@@ -19,6 +19,15 @@ local function holder(consumer, id) return consumer .. '|' .. id end
 local function drop_lease(key, consumer, id)
   if redis.call('GET', key) == holder(consumer, id) then redis.call('DEL', key) end
 end
+-- The entries of [first, last] this consumer holds, with their delivery counts: one XPENDING for a
+-- whole batch instead of one per entry.
+local function held_in(stream, group, consumer, first, last)
+  local held = {}
+  for _, p in ipairs(redis.call('XPENDING', stream, group, first, last, 1000000, consumer)) do
+    held[p[1]] = tostring(p[4])
+  end
+  return held
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,16 +36,18 @@ end
 
 // Starts a batch of entries read from one stream, each as one decision.
 // KEYS: stream, then per entry its done mark and its in-flight lease.
-// ARGV: group, consumer, lease ms, then per entry its id and the delivery count this consumer saw.
+// ARGV: group, consumer, lease ms, the batch's lowest and highest id, then per entry its id and the
+// delivery count this consumer saw.
 // Per entry: "lost" (reclaimed by another consumer meanwhile: do not run it), "done" (already
 // handled by the group), "busy" (another delivery of the same envelope id is being handled), "go".
 constexpr std::string_view begin_batch = R"lua(
 local result = {}
-local n = (#ARGV - 3) / 2
+local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5])
+local n = (#ARGV - 5) / 2
 for i = 1, n do
-  local id, deliveries = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local id, deliveries = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local done_key, lease_key = KEYS[2 * i], KEYS[2 * i + 1]
-  if not owns(KEYS[1], ARGV[1], id, ARGV[2], deliveries) then
+  if held[id] ~= deliveries then
     result[i] = 'lost'
   elseif redis.call('EXISTS', done_key) == 1 then
     result[i] = 'done'
@@ -58,16 +69,18 @@ return result
 // off); without outputs it still writes the done mark, since the work did happen and whoever holds
 // the entry now must skip it.
 // KEYS: stream, then per entry: done mark, in-flight lease, one stream per output.
-// ARGV: group, consumer, done ttl ms, then per entry: id, deliveries, output count, the outputs.
+// ARGV: group, consumer, done ttl ms, the batch's lowest and highest id, then per entry: id,
+// deliveries, output count, the outputs.
 // Returns 1 (completed) or 0 (refused: not ours any more) per entry.
 constexpr std::string_view complete_batch = R"lua(
 local result, acks = {}, {}
-local k, a, i = 2, 4, 0
+local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5])
+local k, a, i = 2, 6, 0
 while a <= #ARGV do
   i = i + 1
   local id, deliveries, outputs = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local done_key, lease_key = KEYS[k], KEYS[k + 1]
-  if owns(KEYS[1], ARGV[1], id, ARGV[2], deliveries) then
+  if held[id] == deliveries then
     for j = 1, outputs do redis.call('XADD', KEYS[k + 1 + j], '*', 'e', ARGV[a + 2 + j]) end
     redis.call('SET', done_key, '1', 'PX', ARGV[3])
     drop_lease(lease_key, ARGV[2], id)
