@@ -5,7 +5,7 @@
 // so re-executions and attempts are counted outside the system under test. Stops gracefully on
 // SIGTERM; the tests also SIGKILL, SIGSTOP and SIGCONT it.
 //
-//   baton_chaos_worker URL PHASES(comma list, the ones to run) LEDGER FAIL_PER_10000 HANDLER_MS RECLAIM_MS CONCURRENCY CURED(0|1)
+//   baton_chaos_worker URL PHASES(comma list, the ones to run) LEDGER FAIL_PER_10000 HANDLER_MS RECLAIM_MS CONCURRENCY CURED(0|1) RETAIN_MS
 
 #include <fcntl.h>
 #include <signal.h>
@@ -78,8 +78,8 @@ class ChaosPhase final : public orchestrator::BaseOrchestrator<boost::json::valu
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 9) {
-    std::cerr << "usage: baton_chaos_worker URL PHASES LEDGER FAIL_PER_10000 HANDLER_MS RECLAIM_MS CONCURRENCY CURED\n";
+  if (argc != 10) {
+    std::cerr << "usage: baton_chaos_worker URL PHASES LEDGER FAIL_PER_10000 HANDLER_MS RECLAIM_MS CONCURRENCY CURED RETAIN_MS\n";
     return 2;
   }
   sigset_t stop_signals;
@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   options.redis.client_name = "chaos-" + std::to_string(::getpid());
   options.reclaim_idle = std::chrono::milliseconds{number(argv[6])};
   options.reclaim_interval = std::max(std::chrono::milliseconds{50}, options.reclaim_idle / 5);
+  options.retain_acked = std::chrono::milliseconds{number(argv[9])};
   auto bus = adapters::redis::make_redis_bus(options);
   auto pipeline = orchestrator::Pipeline::make({"plan", "code", "certify", "deploy"}, "chaos").value();
 

@@ -360,36 +360,47 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Takes over entries whose consumer has been silent for reclaim_idle (it died, or was paused).
+  // Follows XAUTOCLAIM's cursor through the whole pending list (a bounded number of rounds), so a
+  // dead consumer that held more than one read's worth is taken over in one pass.
   void reclaim() {
+    constexpr int max_rounds = 8;
     for (const auto& stream : {keys_.stream, redeliveries_}) {
-      auto reply = shared_->connection.execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
-                                                       std::to_string(shared_->options.reclaim_idle.count()), "0-0",
-                                                       "COUNT", std::to_string(shared_->options.read_count)});
-      if (!reply || !reply->is_array() || reply->elements.size() < 2) continue;
-      std::vector<Entry> claimed;
-      collect_entries(stream, reply->elements[1], claimed);
-      if (reply->elements.size() >= 3 && reply->elements[2].is_array()) {
-        for (const auto& deleted : reply->elements[2].elements) {
-          // Trimmed while pending: the body is gone. Recorded, never read as an empty message.
-          record_lost_entry(stream, deleted.text);
+      std::string cursor = "0-0";
+      for (int round = 0; round < max_rounds; ++round) {
+        auto reply = shared_->connection.execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
+                                                         std::to_string(shared_->options.reclaim_idle.count()), cursor,
+                                                         "COUNT", std::to_string(shared_->options.read_count)});
+        if (!reply || !reply->is_array() || reply->elements.size() < 2) break;
+        std::vector<Entry> claimed;
+        collect_entries(stream, reply->elements[1], claimed);
+        if (reply->elements.size() >= 3 && reply->elements[2].is_array()) {
+          for (const auto& deleted : reply->elements[2].elements) {
+            // Trimmed while pending: the body is gone. Recorded, never read as an empty message.
+            record_lost_entry(stream, deleted.text);
+          }
         }
+        cursor = reply->elements[0].text;
+        if (!claimed.empty()) take_over(stream, std::move(claimed));
+        if (cursor == "0-0" || cursor.empty()) break;
       }
-      if (claimed.empty()) continue;
-      // The delivery count is the fencing token: read it for each claimed entry.
-      std::vector<Command> counts;
-      for (const auto& entry : claimed) counts.push_back(Command{"XPENDING", stream, options_.group, entry.id, entry.id, "1"});
-      auto pending = shared_->connection.execute_pipeline(std::move(counts));
-      if (!pending) continue;
-      for (std::size_t i = 0; i < claimed.size(); ++i) {
-        const auto& row = (*pending)[i];
-        if (row.is_array() && row.elements.size() == 1 && row.elements[0].elements.size() == 4) {
-          claimed[i].deliveries = row.elements[0].elements[3].integer;
-        }
-      }
-      shared_->logger.info("reclaimed entries of a silent consumer",
-                           {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
-      admit(std::move(claimed));
     }
+  }
+
+  void take_over(const std::string& stream, std::vector<Entry> claimed) {
+    // The delivery count is the fencing token: read it for each claimed entry.
+    std::vector<Command> counts;
+    for (const auto& entry : claimed) counts.push_back(Command{"XPENDING", stream, options_.group, entry.id, entry.id, "1"});
+    auto pending = shared_->connection.execute_pipeline(std::move(counts));
+    if (!pending) return;
+    for (std::size_t i = 0; i < claimed.size(); ++i) {
+      const auto& row = (*pending)[i];
+      if (row.is_array() && row.elements.size() == 1 && row.elements[0].elements.size() == 4) {
+        claimed[i].deliveries = row.elements[0].elements[3].integer;
+      }
+    }
+    shared_->logger.info("reclaimed entries of a silent consumer",
+                         {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
+    admit(std::move(claimed));
   }
 
   // Every entry this consumer holds, waiting in the queue or running, stays ours while we live:
