@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
@@ -416,7 +417,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::vector<Held> held;
     {
       std::lock_guard lock(mutex_);
-      held.assign(running_.begin(), running_.end());
+      for (const auto& [key, entry] : running_) held.push_back(entry);
       for (const auto& entry : queue_) held.push_back(Held::of(entry));
     }
     for (const auto& entry : held) {
@@ -449,7 +450,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (!work_ready_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
         const std::size_t take = std::clamp<std::size_t>(queue_.size() / (2 * workers), 1, 32);
         for (std::size_t i = 0; i < take; ++i) {
-          running_.push_back(Held::of(queue_.front()));
+          running_.emplace(held_key(queue_.front()), Held::of(queue_.front()));
           share.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
@@ -488,9 +489,9 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Caller holds mutex_.
-  void forget(const Entry& entry) {
-    std::erase_if(running_, [&](const Held& held) { return held.id == entry.id && held.stream == entry.stream; });
-  }
+  void forget(const Entry& entry) { running_.erase(held_key(entry)); }
+
+  static std::string held_key(const Entry& entry) { return entry.stream + '/' + entry.id; }
 
   void commit(std::vector<Completion> completions) {
     std::lock_guard lock(mutex_);
@@ -676,7 +677,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::condition_variable_any work_ready_;    // the workers wait here for entries
   std::condition_variable_any commit_ready_;  // the committer waits here for outcomes
   std::deque<Entry> queue_;     // read, not yet started
-  std::vector<Held> running_;  // being handled or waiting for the group commit (kept alive)
+  // Being handled or waiting for the group commit (kept alive), by stream and id.
+  std::unordered_map<std::string, Held> running_;
   std::deque<Completion> commits_;  // handled, outcome not yet recorded
   bool workers_done_ = false;       // set by stop() once the workers have returned
   std::stop_source stop_;
