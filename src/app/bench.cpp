@@ -17,6 +17,7 @@
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/local_redis.hpp"
+#include "baton/app/percentile.hpp"
 #include "baton/app/phase_registry.hpp"
 #include "baton/core/codec.hpp"
 #include "baton/core/log.hpp"
@@ -60,12 +61,8 @@ Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples) {
   for (const auto& sample : samples) {
     if (const auto v = sample.load(); v != not_yet) values.push_back(v);
   }
-  if (values.empty()) return {};
   std::sort(values.begin(), values.end());
-  const auto at = [&](double p) {
-    return static_cast<double>(values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())))]);
-  };
-  return {at(0.50), at(0.90), at(0.99), at(0.999)};
+  return {percentile(values, 0.50), percentile(values, 0.90), percentile(values, 0.99), percentile(values, 0.999)};
 }
 
 struct Usage {

@@ -20,6 +20,7 @@
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/local_redis.hpp"
+#include "baton/app/percentile.hpp"
 #include "baton/app/phase_registry.hpp"
 #include "baton/app/tasks.hpp"
 #include "baton/core/codec.hpp"
@@ -184,12 +185,6 @@ std::string task_text(int n, int poison_every) {
   return "task #" + std::to_string(n) + ": a script that greets user " + std::to_string(n);
 }
 
-double percentile(std::vector<std::int64_t> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return static_cast<double>(values[std::min(rank, values.size() - 1)]);
-}
 
 std::string milliseconds(double microseconds) {
   char text[32];
@@ -424,7 +419,8 @@ int run_demo(const DemoOptions& options) {
   std::printf("  %-22s %8.1f s (%.0f tasks/s)\n", "settled in", elapsed, static_cast<double>(submitted.size()) / elapsed);
   std::printf("\n  %-10s %10s %12s %12s   (handler time, from the traces)\n", "phase", "handled", "p50", "p99");
   for (const auto& phase : pipeline.phases()) {
-    const auto& samples = handler_us[phase];
+    auto& samples = handler_us[phase];
+    std::sort(samples.begin(), samples.end());
     std::printf("  %-10s %10zu %12s %12s\n", phase.c_str(), samples.size(), milliseconds(percentile(samples, 0.50)).c_str(),
                 milliseconds(percentile(samples, 0.99)).c_str());
   }
