@@ -275,6 +275,41 @@ TEST(RedisBus, ATerminatedWorkerFinishesInFlightWorkAndHandsBackTheRest) {
   for (const auto& id : ids) EXPECT_EQ(effect_count(*kv, id), 1) << "envelope " << id;
 }
 
+// With slow handlers a consumer reads little ahead, so the other consumers of the group share the
+// work instead of idling while one of them holds it all.
+TEST(RedisBus, SlowHandlersShareTheWorkAcrossConsumers) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("share");
+  auto options = bus_options(server, 30s);
+  auto publisher = make_redis_bus(options);
+  auto first = make_redis_bus(options);
+  auto second = make_redis_bus(options);
+  std::mutex mutex;
+  std::map<std::string, int> handled_by;
+  const auto handler_of = [&](std::string name) {
+    return [&, name](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+      std::this_thread::sleep_for(100ms);
+      std::lock_guard lock(mutex);
+      ++handled_by[name];
+      return {};
+    };
+  };
+  const auto ids = publish_numbered(*publisher, topic, 40);
+  ASSERT_EQ(ids.size(), 40u);
+  auto a = first->subscribe(topic, handler_of("a"), durable("workers", "a"));
+  ASSERT_TRUE(a);
+  std::this_thread::sleep_for(300ms);  // "a" alone first: the moment it could take everything
+  auto b = second->subscribe(topic, handler_of("b"), durable("workers", "b"));
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard lock(mutex);
+    return handled_by["a"] + handled_by["b"] == 40;
+  }, 30s));
+  a->stop();
+  b->stop();
+  EXPECT_GE(handled_by["b"], 10) << "the later consumer got " << handled_by["b"] << " of 40: the first one held the rest";
+}
+
 TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("slow");

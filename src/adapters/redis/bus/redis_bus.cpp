@@ -247,11 +247,30 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // How many more entries the workers can take; waits (briefly) while they are all busy.
+  // How many entries this consumer may hold waiting: about 20 ms of work per worker at the handlers'
+  // recent speed, between two per worker and two reads' worth. Fast handlers get large reads (the
+  // throughput comes from batches); slow ones read little ahead, so that other consumers of the
+  // group get the work instead of it waiting here behind a slow handler.
+  std::size_t capacity() const {
+    const std::size_t workers = static_cast<std::size_t>(options_.concurrency);
+    const auto average_us = handler_average_us_.load(std::memory_order_relaxed);
+    // Until a handler has run, its speed is unknown: start small, grow once handlers prove fast.
+    const std::size_t per_worker = average_us > 0 ? static_cast<std::size_t>(20'000 / average_us) : 2;
+    return std::clamp(workers * per_worker, workers * 2, std::max(workers * 2, 2 * shared_->options.read_count));
+  }
+
+  void record_handler_time(std::chrono::steady_clock::duration elapsed) {
+    const auto sample = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+    const auto previous = handler_average_us_.load(std::memory_order_relaxed);
+    // An exponential moving average; concurrent updates may lose a sample, which an estimate allows.
+    handler_average_us_.store(previous == 0 ? sample : (previous * 7 + sample) / 8, std::memory_order_relaxed);
+  }
+
   // Entries waiting to start and outcomes waiting for the group commit both count: a slow Redis
   // slows the reads down instead of piling work up in memory.
   std::size_t wait_for_room(std::chrono::steady_clock::time_point until) {
     std::unique_lock lock(mutex_);
-    const std::size_t capacity = std::max(static_cast<std::size_t>(options_.concurrency) * 2, 2 * shared_->options.read_count);
+    const std::size_t capacity = this->capacity();
     const auto held = [&] { return queue_.size() + commits_.size(); };
     room_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
     return held() < capacity ? capacity - held() : 0;
@@ -471,8 +490,11 @@ class RedisSubscription final : public ports::Subscription::Control {
         }
         Entry entry = std::move(share.front());
         share.pop_front();
+        const auto started = std::chrono::steady_clock::now();
+        auto outcome = handle(entry);
+        record_handler_time(std::chrono::steady_clock::now() - started);
         // A handled entry stays in running_ (kept alive) until the committer has recorded it.
-        if (auto outcome = handle(entry)) {
+        if (outcome) {
           if (outcomes.empty()) oldest = std::chrono::steady_clock::now();
           outcomes.push_back(std::move(*outcome));
         } else {
@@ -680,6 +702,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Being handled or waiting for the group commit (kept alive), by stream and id.
   std::unordered_map<std::string, Held> running_;
   std::deque<Completion> commits_;  // handled, outcome not yet recorded
+  std::atomic<std::int64_t> handler_average_us_{0};  // recent handler time, for the read-ahead
   bool workers_done_ = false;       // set by stop() once the workers have returned
   std::stop_source stop_;
   std::atomic<bool> stopped_{false};
