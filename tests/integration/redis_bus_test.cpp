@@ -298,7 +298,11 @@ TEST(RedisBus, SlowHandlersShareTheWorkAcrossConsumers) {
   ASSERT_EQ(ids.size(), 40u);
   auto a = first->subscribe(topic, handler_of("a"), durable("workers", "a"));
   ASSERT_TRUE(a);
-  std::this_thread::sleep_for(300ms);  // "a" alone first: the moment it could take everything
+  // "a" alone first, until it has handled one: by then it has read, the moment it could take everything.
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard lock(mutex);
+    return handled_by["a"] >= 1;
+  }, 10s));
   auto b = second->subscribe(topic, handler_of("b"), durable("workers", "b"));
   ASSERT_TRUE(b);
   ASSERT_TRUE(test::eventually([&] {
