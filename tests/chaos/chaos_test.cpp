@@ -224,6 +224,18 @@ class Chaos {
     return sent_.size();
   }
 
+  // What is left in each phase's group, as Redis reports it (for a failure's message).
+  std::string describe_unfinished() {
+    std::string text;
+    for (const auto& phase : phases) {
+      const std::string stream = "baton:{chaos}:chaos." + phase + ".in";
+      text += "-- " + phase + ": XINFO GROUPS\n" + server_.cli({"XINFO", "GROUPS", stream}) + "XPENDING\n" +
+              server_.cli({"XPENDING", stream, phase}) + "retry set " + server_.cli({"ZCARD", stream + ":retry:" + phase}) +
+              "redeliver XPENDING\n" + server_.cli({"XPENDING", stream + ":redeliver:" + phase, phase});
+    }
+    return text;
+  }
+
   // Pending and lag of every phase's group: both 0 once everything settled.
   std::size_t unfinished() {
     std::size_t left = 0;
@@ -331,7 +343,17 @@ void expect_clean(Chaos& chaos, const Chaos::Outcome& outcome) {
   EXPECT_EQ(outcome.lost, 0u);
   EXPECT_EQ(outcome.duplicated, 0u);
   EXPECT_EQ(outcome.unexpected, 0u) << "completions of tasks nobody sent";
-  EXPECT_EQ(chaos.unfinished(), 0u) << "entries left pending or unread in some phase";
+  // Deliveries whose outcome could not be recorded while the broker was away (duplicates of
+  // finished work, among them) are reclaimed after reclaim_idle and acked as done: the pending
+  // lists drain by themselves, within a bound.
+  const auto left = chaos.unfinished();
+  const auto started = SteadyClock::now();
+  const bool drained = test::eventually([&] { return chaos.unfinished() == 0; }, 30s);
+  EXPECT_TRUE(drained) << chaos.unfinished() << " entries left pending or unread in some phase:\n" << chaos.describe_unfinished();
+  if (left > 0) {
+    std::cout << "chaos: " << left << " entries were still pending at the end; drained after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count() << " ms" << std::endl;
+  }
 }
 
 // Handler calls that completed the same phase of the same task more than once (a re-execution of
