@@ -94,7 +94,6 @@ class WorkerProcess {
     kill9();
   }
 
-  bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
   pid_t pid() const { return pid_; }
   const std::string& phase() const { return phase_; }
 

@@ -47,11 +47,6 @@ class RateLimiter {
     changed_.notify_one();
   }
 
-  int in_flight() const {
-    std::lock_guard lock(mutex_);
-    return in_flight_;
-  }
-
  private:
   void refill(Clock::time_point now) {
     if (per_second_ > 0) {
@@ -66,7 +61,7 @@ class RateLimiter {
   const int max_in_flight_;
   int in_flight_ = 0;
   Clock::time_point refilled_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::condition_variable changed_;
 };
 
