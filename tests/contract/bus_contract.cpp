@@ -285,6 +285,57 @@ void duplicate_id_is_handled_once(BusCase& t) {
   EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [&](const auto& e) { return e.id == twice.id; }), 1);
 }
 
+// Nothing is left pending or unread in the group: every entry, duplicates included, was acked.
+bool group_settles(BusCase& t) {
+  return test::eventually([&] {
+    auto stats = t.bus().topic_stats(t.topic());
+    return stats && stats->groups.size() == 1 && stats->groups[0].pending == 0 && stats->groups[0].lag == 0;
+  });
+}
+
+void duplicate_after_completion_is_skipped_and_acked(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().dedup_by_id, "dedup_by_id")) GTEST_SKIP();
+  test::Recorder got;
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo&) -> Result<void> { got.add(e); return {}; }, t.durable());
+  ASSERT_TRUE(subscription);
+  const auto twice = t.message(1);
+  ASSERT_TRUE(t.bus().publish(t.topic(), twice));
+  ASSERT_TRUE(got.wait_for_count(1));
+  ASSERT_TRUE(group_settles(t)) << "the first copy was not acked";
+  ASSERT_TRUE(t.bus().publish(t.topic(), twice));  // long after the first was handled
+  const auto marker = t.message(2);
+  ASSERT_TRUE(t.bus().publish(t.topic(), marker));
+  ASSERT_TRUE(got.wait_until([&](const auto& seen) {
+    return std::any_of(seen.begin(), seen.end(), [&](const auto& e) { return e.id == marker.id; });
+  }));
+  EXPECT_TRUE(group_settles(t)) << "the skipped duplicate was left pending";
+  const auto seen = got.seen();
+  EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [&](const auto& e) { return e.id == twice.id; }), 1);
+}
+
+// An envelope that succeeded on its second attempt is done: a later duplicate of it is skipped.
+void duplicate_of_a_retried_success_is_skipped(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().dedup_by_id && t.capabilities().redelivery, "dedup_by_id and redelivery")) GTEST_SKIP();
+  std::atomic<int> calls{0};
+  test::Recorder succeeded;
+  const auto twice = t.message(1);
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo&) -> Result<void> {
+    if (e.id == twice.id && ++calls == 1) return Error{errc::unavailable, "first attempt fails"};
+    succeeded.add(e);
+    return {};
+  }, t.durable());
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(t.bus().publish(t.topic(), twice));
+  ASSERT_TRUE(succeeded.wait_for_count(1));
+  ASSERT_TRUE(group_settles(t));
+  ASSERT_TRUE(t.bus().publish(t.topic(), twice));
+  const auto marker = t.message(2);
+  ASSERT_TRUE(t.bus().publish(t.topic(), marker));
+  ASSERT_TRUE(succeeded.wait_for_count(2));
+  EXPECT_TRUE(group_settles(t));
+  EXPECT_EQ(calls.load(), 2) << "the duplicate ran again after a retried success";
+}
+
 void stopping_a_subscription_stops_delivery(BusCase& t) {
   if (!t.requires_capability(t.capabilities().durable, "durable")) GTEST_SKIP();
   test::Recorder old_consumer, new_consumer;
@@ -581,6 +632,8 @@ constexpr detail::NamedCase<BusCase> bus_cases[] = {
     {"BusPermanentFailureIsNotRetried", permanent_failure_is_not_retried},
     {"BusExhaustedAttemptsGoToDeadLetters", exhausted_attempts_go_to_dead_letters},
     {"BusDuplicateIdIsHandledOnce", duplicate_id_is_handled_once},
+    {"BusDuplicateAfterCompletionIsSkippedAndAcked", duplicate_after_completion_is_skipped_and_acked},
+    {"BusDuplicateOfARetriedSuccessIsSkipped", duplicate_of_a_retried_success_is_skipped},
     {"BusStoppingASubscriptionStopsDelivery", stopping_a_subscription_stops_delivery},
     {"BusHandlerCancelledByStopLeavesItsEntry", a_handler_cancelled_by_stop_leaves_its_entry},
     {"BusNewGroupCanStartAtTheLatestEntry", a_new_group_can_start_at_the_latest_entry},

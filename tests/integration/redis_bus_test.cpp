@@ -210,12 +210,13 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   const auto log_path = server.directory() / "worker.log";
   const pid_t worker = spawn_worker(server, topic, "paused", "1000", "500", log_path);
   ASSERT_GE(worker, 0);
-  // The worker is inside its handlers (its in-flight leases are set as a handler begins), then freezes.
+  // The worker has begun its entries (it holds them, and their envelope ids' marks name them), then freezes.
   const auto tag = topic.substr(0, topic.find('.'));
   ASSERT_TRUE(test::eventually([&] {
+    const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "paused"});
     for (const auto& id : ids) {
-      const auto holder = server.cli({"GET", "baton:{" + tag + "}:" + topic + ":inflight:workers:" + id});
-      if (holder.find("paused") != std::string::npos) return true;
+      const auto mark = server.cli({"GET", "baton:{" + tag + "}:" + topic + ":mark:workers:" + id});
+      if (mark.starts_with("t|") && held.find(mark.substr(2, mark.find('\n') - 2)) != std::string::npos) return true;
     }
     return false;
   }, 20s));

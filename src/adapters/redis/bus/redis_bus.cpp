@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -66,10 +67,10 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, for a dead letter of a malformed entry
   std::int64_t deliveries = 1;
-  std::string lease_key;  // the in-flight lease once begun; kept alive with the entry
+  // The group's mark for this envelope id (see scripts.hpp): empty for an entry that never decoded.
+  std::string mark_key;
   std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
   std::string decode_error;              // why it does not decode
-  std::string done_key;                  // the group's mark for this envelope id
 };
 
 // What keep-alive needs of an entry this consumer holds (no body, no envelope: cheap to copy).
@@ -77,8 +78,7 @@ struct Held {
   std::string stream;
   std::string id;
   std::int64_t deliveries = 1;
-  std::string lease_key;
-  static Held of(const Entry& entry) { return {entry.stream, entry.id, entry.deliveries, entry.lease_key}; }
+  static Held of(const Entry& entry) { return {entry.stream, entry.id, entry.deliveries}; }
 };
 
 // A handled entry waiting for the group commit of its outcome.
@@ -147,7 +147,7 @@ struct Shared {
   detail::Script release_script{with_owns(scripts::release)};
   detail::Script keep_alive_script{with_owns(scripts::keep_alive)};
   detail::Script move_due_script{with_owns(scripts::move_due)};
-  detail::Script begin_batch_script{with_owns(scripts::begin_batch)};
+  detail::Script drop_mark_script{with_owns(scripts::drop_mark)};
   detail::Script trim_script{with_owns(scripts::trim_acked)};
   detail::Script publish_mirrored_script{std::string(scripts::publish_mirrored)};
   detail::Script replay_script{std::string(scripts::replay)};
@@ -210,7 +210,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     if (committer_.joinable()) committer_.join();
     // Entries read but never started: hand them back so another consumer takes them at once.
-    for (const auto& entry : queue_) release(entry, entry.lease_key.empty() ? no_lease() : entry.lease_key);
+    for (const auto& entry : queue_) release(entry);
     queue_.clear();
   }
 
@@ -298,18 +298,18 @@ class RedisSubscription final : public ports::Subscription::Control {
     admit(std::move(entries));
   }
 
-  // Decodes what was read or reclaimed and begins it in batches (one script per batch): entries
-  // that are ours and not yet done are queued for the workers with their lease; entries already
-  // done are completed; entries lost meanwhile are dropped.
+  // Decodes what was read or reclaimed and begins it in batches: entries that are ours and not yet
+  // done are queued for the workers; entries already done are completed; entries
+  // lost meanwhile are dropped.
   void admit(std::vector<Entry> entries) {
     std::vector<Entry> ready;
-    std::map<std::string, std::vector<Entry>> to_begin;  // by stream: one script touches one stream
+    std::map<std::string, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
+    const std::string mark_prefix = keys_.group_key(options_.group, "mark") + ":";
     for (auto& entry : entries) {
       if (entry.body) {
         auto decoded = decode(*entry.body, shared_->options.limits);
         if (decoded) {
-          entry.done_key = keys_.group_key(options_.group, "done") + ":" + decoded->id;
-          entry.lease_key = keys_.group_key(options_.group, "inflight") + ":" + decoded->id;
+          entry.mark_key = mark_prefix + decoded->id;
           entry.envelope = std::move(*decoded);
           to_begin[entry.stream].push_back(std::move(entry));
           continue;
@@ -320,45 +320,93 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     for (auto& [stream, batch] : to_begin) {
       for (std::size_t first = 0; first < batch.size(); first += script_batch) {
-        const auto last = std::min(batch.size(), first + script_batch);
-        std::vector<std::string> keys{stream};
-        std::vector<const std::string*> ids;
-        for (std::size_t i = first; i < last; ++i) ids.push_back(&batch[i].id);
-        const auto [low, high] = id_range(ids);
-        std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(shared_->options.reclaim_idle.count()), low, high};
-        for (std::size_t i = first; i < last; ++i) {
-          keys.push_back(batch[i].done_key);
-          keys.push_back(batch[i].lease_key);
-          arguments.push_back(batch[i].id);
-          arguments.push_back(std::to_string(batch[i].deliveries));
-        }
-        auto begun = eval_persistently(shared_->begin_batch_script, std::move(keys), std::move(arguments));
-        if (!begun || !begun->is_array() || begun->elements.size() != last - first) {
-          // Could not even look: the entries stay pending and come back through reclaim.
-          shared_->logger.warn("could not start entries", {{"topic", topic_}, {"count", last - first},
-                                                           {"error", begun ? std::string("unexpected reply") : begun.error().message()}});
-          continue;
-        }
-        for (std::size_t i = first; i < last; ++i) {
-          auto& entry = batch[i];
-          const auto& status = begun->elements[i - first].text;
-          if (status == "go") {
-            ready.push_back(std::move(entry));
-          } else if (status == "done") {
-            std::vector<Completion> already_done;
-            already_done.push_back(Completion{std::move(entry), {}, false});
-            commit(std::move(already_done));
-          } else if (status == "busy") {
-            finish(shared_->retry_script, entry, {entry.stream, retry_set_, no_lease()},
-                   {std::to_string(same_id_in_flight_delay.count()), *entry.body});
-          } else {
-            shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
-          }
-        }
+        begin(stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), ready);
       }
     }
     enqueue(std::move(ready));
   }
+
+  // Begins a batch of one stream's entries with plain pipelined commands, no script (a script's
+  // per-call cost in Redis was most of the bus's server time): one XPENDING says which of them this
+  // consumer still holds, and per entry one SET NX GET points the envelope id's mark at the entry,
+  // or says what it points at already. The two are not one atomic step, and need not be: every
+  // outcome is fenced again by its script, and a mark taken for an entry found lost is dropped.
+  void begin(const std::string& stream, std::span<Entry> batch, std::vector<Entry>& ready) {
+    std::vector<const std::string*> ids;
+    ids.reserve(batch.size());
+    for (const auto& entry : batch) ids.push_back(&entry.id);
+    const auto [low, high] = id_range(ids);
+    const std::string mark_ttl = std::to_string(options_.dedup_window.count());
+    std::vector<Command> commands;
+    commands.reserve(batch.size() + 1);
+    // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
+    commands.push_back(Command{"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    for (const auto& entry : batch) commands.push_back(Command{"SET", entry.mark_key, mark_of(entry), "NX", "PX", mark_ttl, "GET"});
+    // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
+    auto replies = persistently([&]() -> Result<std::vector<Reply>> {
+      auto pipelined = shared_->connection.execute_pipeline(commands);
+      if (pipelined && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
+      return pipelined;
+    });
+    if (!replies || !(*replies)[0].is_array()) {
+      // Could not even look: the entries stay pending and come back through reclaim.
+      shared_->logger.warn("could not start entries", {{"topic", topic_}, {"count", batch.size()},
+                                                       {"error", replies ? std::string("unexpected reply") : replies.error().message()}});
+      return;
+    }
+    std::unordered_map<std::string_view, std::int64_t> held;
+    for (const auto& row : (*replies)[0].elements) {
+      if (row.is_array() && row.elements.size() == 4) held.emplace(row.elements[0].text, row.elements[3].integer);
+    }
+    std::vector<Completion> already_done;
+    std::vector<std::pair<Entry*, std::string>> other_carrier;  // the mark names another entry
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& entry = batch[i];
+      const Reply& mark = (*replies)[i + 1];
+      const auto owned = held.find(entry.id);
+      const bool ours = owned != held.end() && owned->second == entry.deliveries;
+      const bool marked_now = mark.kind == Reply::Kind::nil;
+      if (!ours) {
+        if (marked_now) (void)shared_->eval(shared_->drop_mark_script, {entry.mark_key}, {mark_of(entry)});
+        shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
+      } else if (mark.is_error()) {
+        shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
+      } else if (marked_now || mark.text == mark_of(entry)) {
+        ready.push_back(std::move(entry));  // the second: begun before (by a consumer that lost it, or by us)
+      } else if (mark.text == "done") {
+        already_done.push_back(Completion{std::move(entry), {}, false});
+      } else {
+        other_carrier.emplace_back(&entry, mark.text);
+      }
+    }
+    // A duplicate of an envelope id (published twice, or a retry racing its original): done if the
+    // entry its mark names was acked, busy while that entry is pending.
+    if (!other_carrier.empty()) {
+      std::vector<Command> lookups;
+      for (const auto& [entry, carrier] : other_carrier) {
+        const auto bar = carrier.find('|');
+        const std::string& carrier_stream = carrier.starts_with("r|") ? redeliveries_ : keys_.stream;
+        const std::string carrier_id = bar == std::string::npos ? carrier : carrier.substr(bar + 1);
+        lookups.push_back(Command{"XPENDING", carrier_stream, options_.group, carrier_id, carrier_id, "1"});
+      }
+      auto pending = shared_->connection.execute_pipeline(std::move(lookups));
+      for (std::size_t i = 0; i < other_carrier.size(); ++i) {
+        Entry& entry = *other_carrier[i].first;
+        const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
+        if (carrier_pending) {
+          finish(shared_->retry_script, entry, {entry.stream, retry_set_, no_mark()},
+                 {std::to_string(same_id_in_flight_delay.count()), *entry.body, ""});
+        } else {
+          already_done.push_back(Completion{std::move(entry), {}, false});
+        }
+      }
+    }
+    if (!already_done.empty()) commit(std::move(already_done));
+  }
+
+  // What an envelope id's mark holds while this entry carries it.
+  std::string mark_of(const Entry& entry) const { return std::string(mark_prefix(entry.stream)) + "|" + entry.id; }
+  std::string_view mark_prefix(const std::string& stream) const { return stream == keys_.stream ? "t" : "r"; }
 
   void pause_after_error(const Error& error) {
     shared_->logger.warn("read failed; retrying", {{"topic", topic_}, {"group", options_.group}, {"error", error.message()}});
@@ -433,16 +481,26 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void keep_alive() {
-    std::vector<Held> held;
+    std::map<std::string, std::vector<Held>> by_stream;
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [key, entry] : running_) held.push_back(entry);
-      for (const auto& entry : queue_) held.push_back(Held::of(entry));
+      for (const auto& [key, entry] : running_) by_stream[entry.stream].push_back(entry);
+      for (const auto& entry : queue_) by_stream[entry.stream].push_back(Held::of(entry));
     }
-    for (const auto& entry : held) {
-      (void)shared_->eval(shared_->keep_alive_script, {entry.stream, entry.lease_key.empty() ? no_lease() : entry.lease_key},
-                          {options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries),
-                           std::to_string(shared_->options.reclaim_idle.count())});
+    for (const auto& [stream, held] : by_stream) {
+      for (std::size_t first = 0; first < held.size(); first += script_batch) {
+        const auto last = std::min(held.size(), first + script_batch);
+        std::vector<const std::string*> ids;
+        for (std::size_t i = first; i < last; ++i) ids.push_back(&held[i].id);
+        const auto [low, high] = id_range(ids);
+        std::vector<std::string> arguments{options_.group, options_.consumer, low, high};
+        for (std::size_t i = first; i < last; ++i) {
+          arguments.push_back(held[i].id);
+          arguments.push_back(std::to_string(held[i].deliveries));
+        }
+        auto kept = shared_->eval(shared_->keep_alive_script, {stream}, arguments);
+        if (!kept) shared_->logger.warn("keep-alive failed", {{"topic", topic_}, {"error", kept.error().message()}});
+      }
     }
   }
 
@@ -549,10 +607,9 @@ class RedisSubscription final : public ports::Subscription::Control {
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
       const auto [low, high] = id_range(ids);
-      std::vector<std::string> arguments{options_.group, options_.consumer, std::to_string(options_.dedup_window.count()), low, high};
+      std::vector<std::string> arguments{options_.group, options_.consumer, std::string(mark_prefix(stream)), low, high};
       for (const auto* completion : completions) {
-        keys.push_back(completion->entry.done_key);
-        keys.push_back(completion->entry.lease_key);
+        keys.push_back(completion->entry.mark_key);
         arguments.push_back(completion->entry.id);
         arguments.push_back(std::to_string(completion->entry.deliveries));
         arguments.push_back(std::to_string(completion->outputs.size()));
@@ -592,15 +649,14 @@ class RedisSubscription final : public ports::Subscription::Control {
   // forgets the entry once recorded), or nothing when the entry was settled here.
   std::optional<Completion> handle(Entry& entry) {
     if (!entry.body) {
-      dead_letter(entry, entry.raw, {"decode_failed", "the entry has no envelope field \"e\": " + entry.raw, 0}, no_lease());
+      dead_letter(entry, entry.raw, {"decode_failed", "the entry has no envelope field \"e\": " + entry.raw, 0});
       return std::nullopt;
     }
     if (!entry.envelope) {
-      dead_letter(entry, *entry.body, {"decode_failed", entry.decode_error, 0}, no_lease());
+      dead_letter(entry, *entry.body, {"decode_failed", entry.decode_error, 0});
       return std::nullopt;
     }
     const JsonEnvelope& envelope = *entry.envelope;
-    const std::string& lease_key = entry.lease_key;
 
     // Outputs must share this topic's hash tag: the hand-off is one script, in one slot.
     ports::StagedHandOff handoff(shared_->options.limits, [this](std::string_view output) -> std::optional<Error> {
@@ -617,47 +673,51 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     const Error& failure = outcome.error();
     if (failure == errc::cancelled && stop_.stop_requested()) {
-      release(entry, lease_key);
+      release(entry);
       return std::nullopt;
     }
     const auto& policy = options_.redelivery;
     const bool retryable = policy.retryable ? policy.retryable(failure) : is_retryable(failure);
     if (!retryable) {
-      dead_letter(entry, *entry.body, {"permanent_failure", failure.message(), envelope.attempts}, lease_key);
+      dead_letter(entry, *entry.body, {"permanent_failure", failure.message(), envelope.attempts});
     } else if (policy.max_attempts > 0 && envelope.attempts >= static_cast<std::uint32_t>(policy.max_attempts)) {
-      dead_letter(entry, *entry.body, {"attempts_exhausted", failure.message(), envelope.attempts}, lease_key);
+      dead_letter(entry, *entry.body, {"attempts_exhausted", failure.message(), envelope.attempts});
     } else {
       RetrySchedule schedule(policy);
       const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
-      finish(shared_->retry_script, entry, {entry.stream, retry_set_, lease_key},
-             {std::to_string(delay.count()), encode(retry_envelope(envelope))});
+      finish(shared_->retry_script, entry, {entry.stream, retry_set_, mark_key_of(entry)},
+             {std::to_string(delay.count()), encode(retry_envelope(envelope)), mark_of(entry)});
     }
     return std::nullopt;
   }
 
-  // The in-flight lease key when none was taken (an entry that never decoded, or never started):
-  // the scripts find nothing there, and it shares the topic's hash tag like every other key.
-  std::string no_lease() const { return keys_.group_key(options_.group, "inflight") + ":none"; }
+  // The mark key for an entry that has none (it never decoded): the scripts find nothing there, and
+  // it shares the topic's hash tag like every other key.
+  std::string no_mark() const { return keys_.group_key(options_.group, "mark") + ":none"; }
+  std::string mark_key_of(const Entry& entry) const { return entry.mark_key.empty() ? no_mark() : entry.mark_key; }
 
-  void dead_letter(const Entry& entry, const std::string& original, const DeadLetterRecord& record,
-                   const std::string& lease_key) {
-    finish(shared_->dead_letter_script, entry, {entry.stream, keys_.dead_letters, lease_key},
+  void dead_letter(const Entry& entry, const std::string& original, const DeadLetterRecord& record) {
+    finish(shared_->dead_letter_script, entry, {entry.stream, keys_.dead_letters, mark_key_of(entry)},
            {original, record.reason, record.error, std::to_string(record.attempts),
-            format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_});
+            format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_,
+            entry.mark_key.empty() ? std::string() : mark_of(entry)});
   }
 
-  void release(const Entry& entry, const std::string& lease_key) {
-    finish(shared_->release_script, entry, {entry.stream, lease_key}, {});
-  }
+  void release(const Entry& entry) { finish(shared_->release_script, entry, {entry.stream}, {}); }
 
   // A script that records an outcome is retried while Redis is briefly away (a restart): giving up
   // would leave work done but unrecorded, to be done again. The entry stays ours meanwhile, since
   // nobody can reclaim it from a server that is down; the budget stays well inside reclaim_idle.
   Result<Reply> eval_persistently(const detail::Script& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
+    return persistently([&] { return shared_->eval(script, keys, arguments); });
+  }
+
+  template <class Call>
+  auto persistently(Call call) -> decltype(call()) {
     const auto deadline = std::chrono::steady_clock::now() + shared_->options.reclaim_idle / 2;
     auto pause = std::chrono::milliseconds{5};
     while (true) {
-      auto reply = shared_->eval(script, keys, arguments);
+      auto reply = call();
       if (reply || !is_retryable(reply.error()) || std::chrono::steady_clock::now() + pause >= deadline) return reply;
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds{200});

@@ -12,12 +12,12 @@ local function owns(stream, group, id, consumer, deliveries)
   local p = redis.call('XPENDING', stream, group, id, id, 1)
   return #p == 1 and p[1][2] == consumer and tostring(p[1][4]) == deliveries
 end
--- An in-flight lease names the consumer and the entry holding it: another entry with the same
--- envelope id (a duplicate publish) is "busy" even for the same consumer.
-local function holder(consumer, id) return consumer .. '|' .. id end
--- Drops an in-flight lease only if this consumer holds it for this entry (another may have taken it over).
-local function drop_lease(key, consumer, id)
-  if redis.call('GET', key) == holder(consumer, id) then redis.call('DEL', key) end
+-- An envelope id's mark names the stream entry that carries the id for the group ("t|<id>" on the
+-- topic, "r|<id>" on the redelivery stream), or says "done". While that entry is pending the id is in
+-- flight; once it is acked the id is done. Failures that give the id another try (retry, dead
+-- letter) drop the mark, so that the next try can take it.
+local function drop_mark(key, ref)
+  if redis.call('GET', key) == ref then redis.call('DEL', key) end
 end
 -- The entries of [first, last] this consumer holds, with their delivery counts: one XPENDING for a
 -- whole batch instead of one per entry.
@@ -34,43 +34,14 @@ local function now_ms()
 end
 )lua";
 
-// Starts a batch of entries read from one stream, each as one decision.
-// KEYS: stream, then per entry its done mark and its in-flight lease.
-// ARGV: group, consumer, lease ms, the batch's lowest and highest id, then per entry its id and the
-// delivery count this consumer saw.
-// Per entry: "lost" (reclaimed by another consumer meanwhile: do not run it), "done" (already
-// handled by the group), "busy" (another delivery of the same envelope id is being handled), "go".
-constexpr std::string_view begin_batch = R"lua(
-local result = {}
-local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5])
-local n = (#ARGV - 5) / 2
-for i = 1, n do
-  local id, deliveries = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
-  local done_key, lease_key = KEYS[2 * i], KEYS[2 * i + 1]
-  if held[id] ~= deliveries then
-    result[i] = 'lost'
-  elseif redis.call('EXISTS', done_key) == 1 then
-    result[i] = 'done'
-  elseif redis.call('SET', lease_key, holder(ARGV[2], id), 'NX', 'PX', ARGV[3]) then
-    result[i] = 'go'
-  elseif redis.call('GET', lease_key) == holder(ARGV[2], id) then
-    redis.call('PEXPIRE', lease_key, ARGV[3])
-    result[i] = 'go'
-  else
-    result[i] = 'busy'
-  end
-end
-return result
-)lua";
-
 // Completes a batch of handled entries of one stream (a group commit), each on its own terms: the
-// owner publishes the entry's outputs, writes its done mark and acks it, all in this one script. A
-// consumer that lost an entry changes nothing for it when it has outputs (the owner will hand
-// off); without outputs it still writes the done mark, since the work did happen and whoever holds
-// the entry now must skip it.
-// KEYS: stream, then per entry: done mark, in-flight lease, one stream per output.
-// ARGV: group, consumer, done ttl ms, the batch's lowest and highest id, then per entry: id,
-// deliveries, output count, the outputs.
+// owner publishes the entry's outputs and acks it, all in this one script (the ack is what makes
+// the envelope id done: its mark names this entry). A consumer that lost an entry changes nothing
+// for it when it has outputs (the owner will hand off); without outputs it marks the id done, since
+// the work did happen and whoever holds the entry now must skip it if it has not begun.
+// KEYS: stream, then per entry: its mark, one stream per output.
+// ARGV: group, consumer, the stream's mark prefix ("t" or "r"), the batch's lowest and highest id,
+// then per entry: id, deliveries, output count, the outputs.
 // Returns 1 (completed) or 0 (refused: not ours any more) per entry.
 constexpr std::string_view complete_batch = R"lua(
 local result, acks = {}, {}
@@ -79,61 +50,74 @@ local k, a, i = 2, 6, 0
 while a <= #ARGV do
   i = i + 1
   local id, deliveries, outputs = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  local done_key, lease_key = KEYS[k], KEYS[k + 1]
   if held[id] == deliveries then
-    for j = 1, outputs do redis.call('XADD', KEYS[k + 1 + j], '*', 'e', ARGV[a + 2 + j]) end
-    redis.call('SET', done_key, '1', 'PX', ARGV[3])
-    drop_lease(lease_key, ARGV[2], id)
+    for j = 1, outputs do redis.call('XADD', KEYS[k + j], '*', 'e', ARGV[a + 2 + j]) end
     acks[#acks + 1] = id
     result[i] = 1
   else
-    if outputs == 0 then redis.call('SET', done_key, '1', 'PX', ARGV[3]) end
+    if outputs == 0 and redis.call('GET', KEYS[k]) == ARGV[3] .. '|' .. id then
+      redis.call('SET', KEYS[k], 'done', 'KEEPTTL')
+    end
     result[i] = 0
   end
-  k = k + 2 + outputs
+  k = k + 1 + outputs
   a = a + 3 + outputs
 end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
 return result
 )lua";
 
-// KEYS: stream, retry set, in-flight lease. ARGV: group, id, consumer, deliveries, delay ms, next body.
+// Drops the mark taken for an entry that turned out not to be ours (rare: begun after another
+// consumer reclaimed it). KEYS: the mark. ARGV: the entry's mark value.
+constexpr std::string_view drop_mark = R"lua(
+drop_mark(KEYS[1], ARGV[1])
+return 1
+)lua";
+
+// KEYS: stream, retry set, mark. ARGV: group, id, consumer, deliveries, delay ms, next body, mark value.
 constexpr std::string_view retry = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
-drop_lease(KEYS[3], ARGV[3], ARGV[2])
+drop_mark(KEYS[3], ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
-// KEYS: stream, dead-letter stream, in-flight lease.
-// ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic.
+// KEYS: stream, dead-letter stream, mark.
+// ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic, mark value.
 constexpr std::string_view dead_letter = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
            'failed_at', ARGV[9], 'topic', ARGV[10], 'group', ARGV[1], 'consumer', ARGV[3], 'source_id', ARGV[2])
-drop_lease(KEYS[3], ARGV[3], ARGV[2])
+drop_mark(KEYS[3], ARGV[11])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
 // Hands an entry back at once (a stopping consumer): idle time so large that the next XAUTOCLAIM
-// of any consumer takes it. KEYS: stream, in-flight lease. ARGV: group, id, consumer, deliveries.
+// of any consumer takes it. Its mark stays: it names the entry, which whoever takes it will run.
+// KEYS: stream. ARGV: group, id, consumer, deliveries.
 constexpr std::string_view release = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 2147483647, 'JUSTID')
-drop_lease(KEYS[2], ARGV[3], ARGV[2])
 return 1
 )lua";
 
-// Keep-alive of an entry this consumer holds (waiting or running): resets its idle time and renews
-// its in-flight lease, if still owned. KEYS: stream, in-flight lease. ARGV: group, id, consumer,
-// deliveries, lease ms.
+// Keep-alive of the entries this consumer holds (waiting or running) in one stream: resets the
+// idle time of each one still owned, in one XCLAIM. KEYS: stream. ARGV: group, consumer, the lowest
+// and highest id, then per entry: id, deliveries. Returns how many were still owned.
 constexpr std::string_view keep_alive = R"lua(
-if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-if redis.call('GET', KEYS[2]) == holder(ARGV[3], ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
-return 1
+local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local owned = {}
+for i = 5, #ARGV, 2 do
+  if held[ARGV[i]] == ARGV[i + 1] then owned[#owned + 1] = ARGV[i] end
+end
+local count = #owned
+if count > 0 then
+  owned[count + 1] = 'JUSTID'
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(owned))
+end
+return count
 )lua";
 
 // Moves due redeliveries into the group's redelivery stream. KEYS: retry set, redelivery stream.
