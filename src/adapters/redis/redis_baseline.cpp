@@ -12,8 +12,10 @@ Result<std::chrono::nanoseconds> time_pipelined_xadd(const RedisOptions& options
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t sent = 0; sent < count;) {
     const auto batch = std::min(window, count - sent);
-    std::vector<detail::Command> commands(batch, detail::Command{"XADD", key, "*", "e", body});
-    auto replies = connection.execute_pipeline(std::move(commands));
+    // Encoded exactly as the bus encodes a publish (detail::append_xadd), one pipeline per window.
+    std::string pipeline;
+    for (std::size_t i = 0; i < batch; ++i) detail::append_xadd(pipeline, key, "e", body);
+    auto replies = connection.execute_encoded(std::move(pipeline), batch, "pipeline of XADD");
     if (!replies) return std::move(replies).error();
     for (const auto& reply : *replies) {
       if (reply.is_error()) return detail::error_from_reply("XADD", reply);

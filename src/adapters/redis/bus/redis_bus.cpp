@@ -116,21 +116,27 @@ std::optional<std::int64_t> to_integer(std::string_view text) {
   return value;
 }
 
-// [[id, [field, value, ...]], ...] -> entries.
-void collect_entries(const std::string& stream, const Reply& list, std::vector<Entry>& out) {
+// [[id, [field, value, ...]], ...] -> entries. The strings are moved out of the reply; every field is
+// kept as text only for an entry without the envelope field (its dead letter shows what it had).
+void collect_entries(const std::string& stream, Reply& list, std::vector<Entry>& out) {
   if (!list.is_array()) return;
-  for (const auto& item : list.elements) {
+  for (auto& item : list.elements) {
     if (!item.is_array() || item.elements.size() != 2 || !item.elements[0].is_string()) continue;
     Entry entry;
     entry.stream = stream;
-    entry.id = item.elements[0].text;
-    const auto& fields = item.elements[1];
+    entry.id = std::move(item.elements[0].text);
+    auto& fields = item.elements[1];
     if (fields.is_array()) {
       for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-        const auto& name = fields.elements[i].text;
-        const auto& value = fields.elements[i + 1].text;
-        entry.raw += (entry.raw.empty() ? "" : " ") + name + "=" + value;
-        if (name == body_field) entry.body = value;
+        if (fields.elements[i].text == body_field) {
+          entry.body = std::move(fields.elements[i + 1].text);
+          break;
+        }
+      }
+      if (!entry.body) {
+        for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+          entry.raw += (entry.raw.empty() ? "" : " ") + fields.elements[i].text + "=" + fields.elements[i + 1].text;
+        }
       }
     }
     out.push_back(std::move(entry));
@@ -291,7 +297,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     std::vector<Entry> entries;
     if (reply->is_array()) {
-      for (const auto& stream : reply->elements) {
+      for (auto& stream : reply->elements) {
         if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
       }
     }
@@ -337,14 +343,19 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (const auto& entry : batch) ids.push_back(&entry.id);
     const auto [low, high] = id_range(ids);
     const std::string mark_ttl = std::to_string(options_.dedup_window.count());
-    std::vector<Command> commands;
-    commands.reserve(batch.size() + 1);
     // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
-    commands.push_back(Command{"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
-    for (const auto& entry : batch) commands.push_back(Command{"SET", entry.mark_key, mark_of(entry), "NX", "PX", mark_ttl, "GET"});
+    std::string pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    for (const auto& entry : batch) {
+      detail::append_command_header(pipeline, 7);
+      for (std::string_view argument : {std::string_view("SET"), std::string_view(entry.mark_key)}) detail::append_argument(pipeline, argument);
+      detail::append_argument(pipeline, mark_of(entry));
+      for (std::string_view argument : {"NX", "PX"}) detail::append_argument(pipeline, argument);
+      detail::append_argument(pipeline, mark_ttl);
+      detail::append_argument(pipeline, "GET");
+    }
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = shared_->connection.execute_pipeline(commands);
+      auto pipelined = shared_->connection.execute_encoded(pipeline, batch.size() + 1, "begin (XPENDING, SET NX GET)");
       if (pipelined && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
     });
@@ -864,12 +875,21 @@ class RedisBus final : public ports::MessageBus {
     if (auto bad = ports::check_publish(topic, options, capabilities())) return *bad;
     auto encoded = ports::encode_for_publish(topic, envelopes, shared_->options.limits);
     if (!encoded) return std::move(encoded).error();
+    if (options.delivery == ports::Delivery::durable) {
+      // The hot path: XADDs encoded straight into one pipeline.
+      const TopicKeys keys(shared_->options, topic);
+      std::string pipeline;
+      for (const auto& body : *encoded) detail::append_xadd(pipeline, keys.stream, body_field, body);
+      auto replies = shared_->connection.execute_encoded(std::move(pipeline), encoded->size(), "pipeline of XADD");
+      if (!replies) return std::move(replies).error();
+      for (const auto& reply : *replies) {
+        if (reply.is_error()) return detail::error_from_reply("XADD", reply);
+      }
+      return {};
+    }
     std::vector<Command> commands;
     commands.reserve(envelopes.size());
-    if (options.delivery == ports::Delivery::durable) {
-      const TopicKeys keys(shared_->options, topic);
-      for (auto& body : *encoded) commands.push_back(Command{"XADD", keys.stream, "*", std::string(body_field), std::move(body)});
-    } else if (options.mirror_to_stream.empty()) {
+    if (options.mirror_to_stream.empty()) {
       for (auto& body : *encoded) commands.push_back(Command{"PUBLISH", channel_for(shared_->options, topic), std::move(body)});
     } else {
       const TopicKeys mirror(shared_->options, options.mirror_to_stream);
@@ -881,7 +901,7 @@ class RedisBus final : public ports::MessageBus {
     auto replies = shared_->connection.execute_pipeline(std::move(commands));
     if (!replies) return std::move(replies).error();
     for (const auto& reply : *replies) {
-      if (reply.is_error()) return detail::error_from_reply(options.delivery == ports::Delivery::durable ? "XADD" : "PUBLISH", reply);
+      if (reply.is_error()) return detail::error_from_reply(options.mirror_to_stream.empty() ? "PUBLISH" : "EVAL", reply);
     }
     return {};
   }

@@ -285,7 +285,8 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     co_return co_await socket->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, error));
   }
 
-  asio::awaitable<void> write_all(asio::const_buffer buffer) {
+  template <class Buffers>
+  asio::awaitable<void> write_all(const Buffers& buffer) {
     if (tls) {
       co_await asio::async_write(*tls, buffer, asio::use_awaitable);
     } else {
@@ -393,21 +394,23 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     }
   }
 
+  // Writes every queued request in one gather write: the requests' own bytes, not a copy of them
+  // (`batch` keeps them alive while the write runs, even if the connection fails meanwhile).
   asio::awaitable<void> write_loop() {
-    std::string buffer;
+    std::vector<asio::const_buffer> buffers;
     while (true) {
       std::deque<std::shared_ptr<Request>> batch;
       {
         std::lock_guard lock(mutex);
         batch.swap(queued);
       }
-      buffer.clear();
-      for (auto& request : batch) {
+      buffers.clear();
+      for (const auto& request : batch) {
         if (request->settled) continue;  // timed out while it waited
-        buffer += request->encoded;
-        in_flight.push_back(std::move(request));
+        buffers.push_back(asio::buffer(request->encoded));
+        in_flight.push_back(request);
       }
-      if (buffer.empty()) {
+      if (buffers.empty()) {
         if (stopping) throw ConnectionFailure{Error{errc::closed, "closing"}};
         writer_wake.expires_at(asio::steady_timer::time_point::max());
         boost::system::error_code woken;
@@ -420,7 +423,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
         }
         continue;
       }
-      co_await write_all(asio::buffer(buffer));
+      co_await write_all(buffers);
     }
   }
 
@@ -510,6 +513,16 @@ Result<std::vector<Reply>> Connection::execute_pipeline(std::vector<Command> com
   request->command_name = "pipeline of " + std::to_string(commands.size()) + " (" + upper_name(commands.front().front()) + ", ...)";
   request->expected = commands.size();
   for (const auto& command : commands) encode_command(request->encoded, command);
+  return impl_->submit(request, timeout.value_or(impl_->options.request_timeout));
+}
+
+Result<std::vector<Reply>> Connection::execute_encoded(std::string encoded, std::size_t count, std::string name,
+                                                      std::optional<std::chrono::milliseconds> timeout) {
+  if (count == 0) return std::vector<Reply>{};
+  auto request = std::make_shared<Request>();
+  request->command_name = std::move(name);
+  request->expected = count;
+  request->encoded = std::move(encoded);
   return impl_->submit(request, timeout.value_or(impl_->options.request_timeout));
 }
 

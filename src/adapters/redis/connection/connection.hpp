@@ -44,6 +44,11 @@ class Connection {
   Result<std::vector<Reply>> execute_pipeline(std::vector<Command> commands,
                                               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
+  // A pipeline already encoded as RESP (`count` commands, see append_command_header), for hot paths
+  // that encode straight from their own data. `name` is what errors call it.
+  Result<std::vector<Reply>> execute_encoded(std::string encoded, std::size_t count, std::string name,
+                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
   // Subscriber connections only. Returns once Redis confirmed the subscription.
   Result<void> subscribe(const std::string& channel);
   Result<void> unsubscribe(const std::string& channel);

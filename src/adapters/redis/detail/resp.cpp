@@ -4,17 +4,36 @@
 
 namespace baton::adapters::redis::detail {
 
-void encode_command(std::string& out, const std::vector<std::string>& arguments) {
-  out.push_back('*');
-  out.append(std::to_string(arguments.size()));
+namespace {
+void append_line(std::string& out, char kind, std::size_t number) {
+  char digits[24];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), number).ptr;
+  out.push_back(kind);
+  out.append(digits, end);
   out.append("\r\n");
-  for (const auto& argument : arguments) {
-    out.push_back('$');
-    out.append(std::to_string(argument.size()));
-    out.append("\r\n");
-    out.append(argument);
-    out.append("\r\n");
-  }
+}
+}  // namespace
+
+void append_command_header(std::string& out, std::size_t count) { append_line(out, '*', count); }
+
+void append_argument(std::string& out, std::string_view argument) {
+  append_line(out, '$', argument.size());
+  out.append(argument);
+  out.append("\r\n");
+}
+
+void append_xadd(std::string& out, std::string_view stream, std::string_view field, std::string_view value) {
+  append_command_header(out, 5);
+  append_argument(out, "XADD");
+  append_argument(out, stream);
+  append_argument(out, "*");
+  append_argument(out, field);
+  append_argument(out, value);
+}
+
+void encode_command(std::string& out, const std::vector<std::string>& arguments) {
+  append_command_header(out, arguments.size());
+  for (const auto& argument : arguments) append_argument(out, argument);
 }
 
 std::string encode_command(const std::vector<std::string>& arguments) {

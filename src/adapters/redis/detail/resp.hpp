@@ -32,6 +32,13 @@ struct Reply {
 
 // Appends one command (an array of bulk strings) to `out`.
 void encode_command(std::string& out, const std::vector<std::string>& arguments);
+// The same in pieces, for hot paths that encode straight from their own data instead of building a
+// vector of strings first: a header for `count` arguments, then each argument.
+void append_command_header(std::string& out, std::size_t count);
+void append_argument(std::string& out, std::string_view argument);
+// XADD <stream> * <field> <value>: the publish hot path, shared by the bus and its raw baseline so
+// that both are encoded alike.
+void append_xadd(std::string& out, std::string_view stream, std::string_view field, std::string_view value);
 std::string encode_command(const std::vector<std::string>& arguments);
 
 struct RespLimits {

@@ -15,19 +15,34 @@ Script::Script(std::string text) : text_(std::move(text)) {
   }
 }
 
-Command Script::command(const char* verb, const std::string& body, const std::vector<std::string>& keys,
-                        const std::vector<std::string>& arguments) const {
-  Command command{verb, body, std::to_string(keys.size())};
-  command.insert(command.end(), keys.begin(), keys.end());
-  command.insert(command.end(), arguments.begin(), arguments.end());
-  return command;
+std::string Script::encode(std::string_view verb, const std::string& body, const std::vector<std::string>& keys,
+                           const std::vector<std::string>& arguments) const {
+  std::size_t size = 64 + body.size();
+  for (const auto& key : keys) size += key.size() + 16;
+  for (const auto& argument : arguments) size += argument.size() + 16;
+  std::string out;
+  out.reserve(size);
+  append_command_header(out, 3 + keys.size() + arguments.size());
+  append_argument(out, verb);
+  append_argument(out, body);
+  append_argument(out, std::to_string(keys.size()));
+  for (const auto& key : keys) append_argument(out, key);
+  for (const auto& argument : arguments) append_argument(out, argument);
+  return out;
 }
 
 Result<Reply> Script::run(Connection& connection, const std::vector<std::string>& keys,
                           const std::vector<std::string>& arguments) const {
-  auto reply = connection.execute(command("EVALSHA", sha1_, keys, arguments));
+  const auto once = [&](std::string_view verb, const std::string& body) -> Result<Reply> {
+    auto replies = connection.execute_encoded(encode(verb, body, keys, arguments), 1, std::string(verb));
+    if (!replies) return std::move(replies).error();
+    auto& reply = replies->front();
+    if (reply.is_error()) return error_from_reply(verb, reply);
+    return std::move(reply);
+  };
+  auto reply = once("EVALSHA", sha1_);
   if (!reply && reply.error() == errc::not_found && reply.error().detail.find("NOSCRIPT") != std::string::npos) {
-    return connection.execute(command("EVAL", text_, keys, arguments));
+    return once("EVAL", text_);
   }
   return reply;
 }

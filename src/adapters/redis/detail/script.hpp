@@ -20,8 +20,8 @@ class Script {
                     const std::vector<std::string>& arguments) const;
 
  private:
-  Command command(const char* verb, const std::string& body, const std::vector<std::string>& keys,
-                  const std::vector<std::string>& arguments) const;
+  std::string encode(std::string_view verb, const std::string& body, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& arguments) const;
 
   std::string text_;
   std::string sha1_;
