@@ -190,20 +190,32 @@ int run_bench(const BenchOptions& options) {
     return payload;
   };
 
-  std::optional<double> baseline_per_s;
+  // The baseline runs twice, before and after the measured run, and the ratio uses their mean: on
+  // a shared VM the speed of the machine drifts within seconds, and one short baseline run on one
+  // side of the measured run was seen to move the ratio by half.
+  std::optional<adapters::redis::RedisOptions> redis_options;
   if (!memory) {
-    auto redis_options = adapters::redis::parse_redis_url(url);
-    if (!redis_options) {
-      std::cerr << "baton bench: --bus: " << redis_options.error().message() << "\n";
+    auto parsed = adapters::redis::parse_redis_url(url);
+    if (!parsed) {
+      std::cerr << "baton bench: --bus: " << parsed.error().message() << "\n";
       return 2;
     }
+    redis_options = *parsed;
+  }
+  const auto measure_baseline = [&]() -> std::optional<double> {
     const auto sample = encode(make_envelope(space + ".load", json::value(make_payload(0))));
     auto took = adapters::redis::time_pipelined_xadd(*redis_options, "baton:{" + space + "}:baseline", options.messages, sample);
     if (!took) {
       std::cerr << "baton bench: baseline: " << took.error().message() << "\n";
-      return 1;
+      return std::nullopt;
     }
-    baseline_per_s = static_cast<double>(options.messages) / std::chrono::duration<double>(*took).count();
+    return static_cast<double>(options.messages) / std::chrono::duration<double>(*took).count();
+  };
+  std::vector<double> baseline_runs;
+  if (!memory) {
+    const auto before = measure_baseline();
+    if (!before) return 1;
+    baseline_runs.push_back(*before);
   }
 
   Ledger ledger(options.messages);
@@ -329,6 +341,14 @@ int run_bench(const BenchOptions& options) {
   subscription.stop();
   for (auto& phase : phases) phase->stop();
 
+  std::optional<double> baseline_per_s;
+  if (!memory) {
+    const auto after = measure_baseline();
+    if (!after) return 1;
+    baseline_runs.push_back(*after);
+    baseline_per_s = (baseline_runs.front() + baseline_runs.back()) / 2;
+  }
+
   std::size_t duplicates = 0;
   for (const auto& count : ledger.handled) {
     if (const auto times = count.load(); times > 1) duplicates += times - 1;
@@ -346,13 +366,17 @@ int run_bench(const BenchOptions& options) {
                       {"seconds", seconds}, {"throughput_msgs_per_s", throughput},
                       {"baseline_xadd_per_s", baseline_per_s ? json::value(*baseline_per_s) : json::value(nullptr)},
                       {"ratio_to_baseline", baseline_per_s ? json::value(throughput / *baseline_per_s) : json::value(nullptr)},
+                      {"baseline_runs_per_s", json::value_from(baseline_runs)},
                       {"p50_us", to_handler.p50}, {"p90_us", to_handler.p90}, {"p99_us", to_handler.p99}, {"p999_us", to_handler.p999},
                       {"ack_p50_us", to_ack.p50}, {"ack_p90_us", to_ack.p90}, {"ack_p99_us", to_ack.p99}, {"ack_p999_us", to_ack.p999},
                       {"lost", lost}, {"duplicates", duplicates}, {"cpu_seconds", used.cpu_seconds}, {"peak_rss_mb", used.peak_rss_mb}};
   if (!options.json) {
     std::printf("mode %s: %zu messages of %zu bytes, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(), options.messages,
                 options.payload_bytes, options.producers, options.consumers, options.rate > 0 ? ", paced" : "");
-    if (baseline_per_s) std::printf("  raw pipelined XADD baseline  %10.0f /s (same server, same client, same bytes)\n", *baseline_per_s);
+    if (baseline_per_s) {
+      std::printf("  raw pipelined XADD baseline  %10.0f /s (same server, same client, same bytes; mean of %.0f before and %.0f after)\n",
+                  *baseline_per_s, baseline_runs.front(), baseline_runs.back());
+    }
     std::printf("  throughput                   %10.0f msg/s%s\n", throughput, baseline_per_s ? "" : " (no baseline for memory://)");
     if (baseline_per_s) std::printf("  ratio to the baseline        %10.3f\n", throughput / *baseline_per_s);
     const char* first_label = options.mode == "bus" ? "publish -> handler" : "submit -> completed";

@@ -114,6 +114,24 @@ TEST_F(FsStorageTest, ASymlinkOutOfTheRootIsRefused) {
   EXPECT_FALSE(storage_->get("link/secret.txt"));
 }
 
+// The quick check (no symlink on the way) must not miss one further down, or the file itself.
+TEST_F(FsStorageTest, ASymlinkDeeperDownOrAsTheFileItselfIsRefused) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  std::ofstream(outside / "secret.txt") << "secret";
+  stdfs::create_directories(root_ / "a" / "b");
+  stdfs::create_directory_symlink(outside, root_ / "a" / "b" / "deep");
+  stdfs::create_symlink(outside / "secret.txt", root_ / "a" / "leak.txt");
+  auto written = storage_->put("a/b/deep/stolen.txt", "x");
+  ASSERT_FALSE(written);
+  EXPECT_NE(written.error().detail.find("leads out of the storage root"), std::string::npos) << written.error().detail;
+  EXPECT_FALSE(stdfs::exists(outside / "stolen.txt"));
+  auto read = storage_->get("a/leak.txt");
+  ASSERT_FALSE(read);
+  EXPECT_NE(read.error().detail.find("leads out of the storage root"), std::string::npos) << read.error().detail;
+  EXPECT_FALSE(storage_->list("a/b/deep/"));
+}
+
 TEST_F(FsStorageTest, ASymlinkInsideTheRootIsFine) {
   stdfs::create_directories(root_ / "real");
   stdfs::create_directory_symlink(root_ / "real", root_ / "alias");

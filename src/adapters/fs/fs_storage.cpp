@@ -1,6 +1,7 @@
 #include "baton/adapters/fs/fs_storage.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -58,7 +59,11 @@ class FsStorage final : public ports::Storage {
     // The folders just made must not lead out of the root either (a symlink planted meanwhile).
     if (auto inside = resolve(path, false); !inside) return std::move(inside).error();
 
-    const auto temporary = target->parent_path() / ("." + target->filename().string() + ".tmp-" + random_suffix());
+    std::string temporary_name = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
+    temporary_name += target->filename().string();
+    temporary_name += ".tmp-";
+    temporary_name += random_suffix();
+    const auto temporary = target->parent_path() / temporary_name;
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return io_error("cannot create", temporary.string(), errno);
     std::size_t written = 0;
@@ -163,10 +168,37 @@ class FsStorage final : public ports::Storage {
 
  private:
   // The absolute path of a relative one, after refusing anything that leads out of the root: bad
-  // segments, and symlinks (resolved as far as the path exists) that point outside.
+  // segments, and symlinks (resolved as far as the path exists) that point outside. The segments
+  // are checked already, so a path below the root with no symlink in it stays inside: one lstat per
+  // existing segment says so, and only a path with a symlink in it is resolved in full (resolving
+  // every path in full, from "/", was a fifth of the pipeline's CPU time in readlink and stat).
   Result<stdfs::path> resolve(std::string_view path, bool allow_empty) const {
     if (auto bad = check_shape(path, allow_empty)) return *bad;
     const auto joined = root_ / stdfs::path(std::string(path));
+    std::string_view trimmed = path;
+    while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);  // a prefix's trailing '/'
+    if (trimmed.empty()) return joined;  // the root itself
+    const auto target = root_ / stdfs::path(std::string(trimmed));
+    stdfs::path walked = root_;
+    bool plain = true;  // no symlink met so far
+    for (const auto& segment : stdfs::path(std::string(trimmed))) {
+      walked /= segment;
+      struct stat info {};
+      if (::lstat(walked.c_str(), &info) != 0) {
+        if (errno == ENOENT) return joined;  // nothing further exists, so nothing further to follow
+        plain = false;                       // cannot tell: resolve in full
+        break;
+      }
+      if (S_ISLNK(info.st_mode)) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain && walked == target) return joined;
+    return resolve_in_full(path, joined);
+  }
+
+  Result<stdfs::path> resolve_in_full(std::string_view path, const stdfs::path& joined) const {
     std::error_code error;
     const auto real = stdfs::weakly_canonical(joined, error);
     if (error) return io_error("cannot resolve", std::string(path), error.value());
