@@ -372,7 +372,8 @@ int run_demo(const DemoOptions& options) {
     std::this_thread::sleep_for(20ms);
   }
   submitter.join();
-  if (SteadyClock::now() >= deadline) {
+  const bool timed_out = SteadyClock::now() >= deadline;
+  if (timed_out) {
     std::cout << "timed out after " << options.timeout.count() << " s with " << settled() << "/" << submitted.size() << " settled" << std::endl;
   }
   std::cout << "submitted: " << submitted.size() << " tasks acknowledged by the bus";
@@ -452,11 +453,12 @@ int run_demo(const DemoOptions& options) {
   runtime->bus.reset();
   redis.reset();
   std::cout << "\ndemo: " << submitted.size() << " submitted, " << tally.deployed.size() << " deployed, " << tally.dead_lettered.size()
-            << " dead-lettered, " << tally.lost << " lost, " << tally.duplicated << " duplicated" << std::endl;
+            << " dead-lettered, " << tally.lost << " lost, " << tally.duplicated << " duplicated"
+            << (timed_out ? ", TIMED OUT (not every task settled within --timeout)" : "") << std::endl;
   log::flush();
   log::log_to_stderr();
   cleanup();
-  return tally.lost == 0 && tally.duplicated == 0 && submitted.size() == static_cast<std::size_t>(options.tasks) ? 0 : 1;
+  return !timed_out && tally.lost == 0 && tally.duplicated == 0 && submitted.size() == static_cast<std::size_t>(options.tasks) ? 0 : 1;
 }
 
 }  // namespace baton::app

@@ -8,20 +8,23 @@ namespace baton {
 namespace detail {
 
 OnceRecord parse_once_record(const std::optional<std::string>& stored) {
-  if (!stored) return {OnceState::absent, nullptr};
+  if (!stored) return {OnceState::absent, nullptr, {}};
   boost::system::error_code parse_error;
   auto value = boost::json::parse(*stored, parse_error);
-  if (parse_error || !value.is_object()) return {OnceState::foreign, nullptr};
+  if (parse_error || !value.is_object()) return {OnceState::foreign, nullptr, {}};
   auto& object = value.get_object();
   const auto* state = object.if_contains("once");
-  if (!state || !state->is_string()) return {OnceState::foreign, nullptr};
-  if (state->get_string() == "running") return {OnceState::running, nullptr};
+  if (!state || !state->is_string()) return {OnceState::foreign, nullptr, {}};
+  if (state->get_string() == "running") {
+    const auto* owner = object.if_contains("owner");
+    return {OnceState::running, nullptr, owner && owner->is_string() ? std::string(owner->get_string()) : std::string()};
+  }
   if (state->get_string() == "done") {
     auto* result = object.if_contains("result");
-    if (!result) return {OnceState::foreign, nullptr};
-    return {OnceState::done, std::move(*result)};
+    if (!result) return {OnceState::foreign, nullptr, {}};
+    return {OnceState::done, std::move(*result), {}};
   }
-  return {OnceState::foreign, nullptr};
+  return {OnceState::foreign, nullptr, {}};
 }
 
 std::string running_once_record(std::string_view owner) {

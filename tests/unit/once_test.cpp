@@ -5,6 +5,7 @@
 
 #include "baton/adapters/memory/memory_kv.hpp"
 #include "baton/core/once.hpp"
+#include "baton/ports/kv_store.hpp"
 
 namespace baton {
 namespace {
@@ -84,6 +85,52 @@ TEST(Once, LostLeaseIsReported) {
   ASSERT_TRUE(result);
   EXPECT_TRUE(result->ran_here);
   EXPECT_TRUE(result->lease_lost);
+}
+
+// A store whose first lease write lands but whose reply is lost (the server restarted in between),
+// as the demo's broker kill once hit: the caller must find its own lease, not leave it behind to
+// block every later caller for the whole lease.
+class ReplyLostOnce {
+ public:
+  explicit ReplyLostOnce(ports::KVStore& inner) : inner_(inner) {}
+  auto get(std::string_view key) {
+    if (away_for_gets_ > 0) {
+      --away_for_gets_;
+      return Result<std::optional<ports::VersionedValue>>(Error{errc::unavailable, "connection lost"});
+    }
+    return inner_.get(key);
+  }
+  Result<ports::Version> cas(std::string_view key, ports::Version expected, std::string_view value, std::chrono::milliseconds ttl) {
+    auto written = inner_.cas(key, expected, value, ttl);
+    if (!lost_one_ && expected == 0) {
+      lost_one_ = true;
+      away_for_gets_ = 2;  // and the store stays away for a moment
+      return Error{errc::unavailable, "connection lost with the request in flight"};
+    }
+    return written;
+  }
+  Result<void> del_if(std::string_view key, ports::Version expected) { return inner_.del_if(key, expected); }
+
+ private:
+  ports::KVStore& inner_;
+  bool lost_one_ = false;
+  int away_for_gets_ = 0;
+};
+
+TEST(Once, ALeaseWriteWhoseReplyWasLostIsFoundAndUsed) {
+  auto kv = adapters::memory::make_memory_kv();
+  ReplyLostOnce store(*kv);
+  int runs = 0;
+  OnceOptions options;
+  options.lease_ttl = 10min;  // an orphaned lease would block for this long
+  auto result = once(store, "job", [&]() -> Result<int> { return ++runs; }, options);
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_TRUE(result->ran_here);
+  EXPECT_EQ(runs, 1);
+  auto again = once(*kv, "job", [&]() -> Result<int> { return ++runs; }, options);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->ran_here) << "the result was stored under the lease found again";
+  EXPECT_EQ(again->value, 1);
 }
 
 TEST(Dedup, KeysAreScopedByTenant) {

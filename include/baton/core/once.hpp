@@ -63,6 +63,7 @@ enum class OnceState { absent, running, done, foreign };
 struct OnceRecord {
   OnceState state = OnceState::absent;
   boost::json::value result;  // when done
+  std::string owner;          // when running: the call that holds the lease
 };
 
 OnceRecord parse_once_record(const std::optional<std::string>& stored);
@@ -93,9 +94,20 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
 
   const auto started = options.clock->steady_now();
   const std::string owner = new_uuid_v7(*options.clock);
+  std::optional<decltype(options.clock->steady_now())> lease_unsure_since;  // a lease write with no answer
+  auto unsure_pause = std::chrono::milliseconds{5};
   while (true) {
     auto stored = store.get(key);
-    if (!stored) return std::move(stored).error();
+    if (!stored) {
+      // While a lease write is unsure, a store that is still away is waited for too.
+      if (lease_unsure_since && is_retryable(stored.error()) &&
+          options.clock->steady_now() - *lease_unsure_since < options.lease_ttl / 2 &&
+          options.clock->sleep_for(unsure_pause, options.stop)) {
+        unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
+        continue;
+      }
+      return std::move(stored).error();
+    }
     std::optional<std::string> text;
     if (*stored) text = (*stored)->value;
     auto record = detail::parse_once_record(text);
@@ -107,11 +119,25 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
     }
     if (record.state == detail::OnceState::foreign) return detail::once_foreign_error(key);
 
-    if (record.state == detail::OnceState::absent) {
-      auto lease = store.cas(key, 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
+    // Our own lease, found after a lease write whose reply was lost (below): it is ours to run with.
+    const bool ours = record.state == detail::OnceState::running && record.owner == owner;
+    if (record.state == detail::OnceState::absent || ours) {
+      using Lease = decltype(store.cas(key, 0, std::string_view{}, options.lease_ttl));
+      Lease lease = ours ? Lease((*stored)->version)
+                         : store.cas(key, 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
       if (!lease) {
         if (lease.error() == errc::conflict) continue;  // another caller took it first: look again
-        return std::move(lease).error();
+        // The write may have landed with its reply lost (the store restarted meanwhile): then the
+        // lease is ours, and giving up would leave it to block every caller for lease_ttl. Look
+        // again while the store comes back, within half the lease.
+        if (!is_retryable(lease.error())) return std::move(lease).error();
+        if (!lease_unsure_since) lease_unsure_since = options.clock->steady_now();
+        if (options.clock->steady_now() - *lease_unsure_since >= options.lease_ttl / 2 ||
+            !options.clock->sleep_for(unsure_pause, options.stop)) {
+          return std::move(lease).error();
+        }
+        unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
+        continue;
       }
       auto result = fn();
       if (!result) {
