@@ -345,11 +345,13 @@ class RedisSubscription final : public ports::Subscription::Control {
     const std::string mark_ttl = std::to_string(options_.dedup_window.count());
     // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
     std::string pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
-    for (const auto& entry : batch) {
+    for (const auto& entry : batch) {  // SET <mark> <this entry> NX PX <dedup window> GET
       detail::append_command_header(pipeline, 7);
-      for (std::string_view argument : {std::string_view("SET"), std::string_view(entry.mark_key)}) detail::append_argument(pipeline, argument);
+      detail::append_argument(pipeline, "SET");
+      detail::append_argument(pipeline, entry.mark_key);
       detail::append_argument(pipeline, mark_of(entry));
-      for (std::string_view argument : {"NX", "PX"}) detail::append_argument(pipeline, argument);
+      detail::append_argument(pipeline, "NX");
+      detail::append_argument(pipeline, "PX");
       detail::append_argument(pipeline, mark_ttl);
       detail::append_argument(pipeline, "GET");
     }
