@@ -496,8 +496,9 @@ TEST(Chaos, PoisonLandsInTheDeadLettersAndReplayCompletesItAfterTheFix) {
   // The fix: workers that no longer fail on poison, then the operator's replay.
   chaos.set_cured(true);
   for (std::size_t i = 0; i < chaos.workers().size(); ++i) chaos.replace_worker(i, SIGTERM);
-  const std::string command = "BATON_BUS=" + chaos.url() + " BATON_KV=" + chaos.url() + " BATON_PIPELINE_SPACE=chaos " +
-                              BATON_EXECUTABLE + " dlq replay 2>&1";
+  // Without the harness's own variables: baton refuses a BATON_* setting it does not know.
+  const std::string command = "env -u BATON_CHAOS_SCALE -u BATON_CHAOS_SEED BATON_BUS=" + chaos.url() + " BATON_KV=" + chaos.url() +
+                              " BATON_PIPELINE_SPACE=chaos " + BATON_EXECUTABLE + " dlq replay 2>&1";
   std::string output;
   if (FILE* pipe = ::popen(command.c_str(), "r")) {
     char chunk[512];
