@@ -133,6 +133,28 @@ TEST(Once, ALeaseWriteWhoseReplyWasLostIsFoundAndUsed) {
   EXPECT_EQ(again->value, 1);
 }
 
+// A worker killed inside fn leaves its lease behind: a redelivery of the same message (same owner)
+// takes it over at once; any other caller still waits for it.
+TEST(Once, TheSameOwnerTakesOverALeaseLeftBehind) {
+  ManualClock clock;
+  auto kv = adapters::memory::make_memory_kv({.clock = &clock});
+  ASSERT_TRUE(kv->cas("job", 0, detail::running_once_record("message-1"), 10min));  // the dead delivery's lease
+  OnceOptions options;
+  options.clock = &clock;
+  options.wait = false;
+  options.owner = "message-2";
+  auto other = once(*kv, "job", []() -> Result<int> { return 1; }, options);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error(), errc::in_progress) << "another owner must not take the lease";
+  options.owner = "message-1";
+  auto redelivery = once(*kv, "job", []() -> Result<int> { return 7; }, options);
+  ASSERT_TRUE(redelivery) << redelivery.error().message();
+  EXPECT_TRUE(redelivery->ran_here);
+  EXPECT_EQ(redelivery->value, 7);
+  options.owner.clear();
+  EXPECT_EQ(once(*kv, "job", []() -> Result<int> { return 8; }, options)->value, 7) << "the result was stored";
+}
+
 TEST(Dedup, KeysAreScopedByTenant) {
   auto kv = adapters::memory::make_memory_kv();
   auto envelope = make_envelope("x", 1, EnvelopeOptions{.tenant_id = "a"});

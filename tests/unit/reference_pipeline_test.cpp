@@ -217,5 +217,35 @@ TEST_F(ReferencePipelineTest, ACrashBeforeEachHandOffNeitherLosesNorRepeatsAnyth
   EXPECT_TRUE(storage_->list("staging").value().empty());
 }
 
+// The offline model, except that the first call for files "kills the worker" inside once(): the
+// exception leaves once()'s lease behind, as a SIGKILL there would.
+class DiesInsideTheFirstCodeCall final : public ports::AiApi {
+ public:
+  explicit DiesInsideTheFirstCodeCall(std::unique_ptr<ports::AiApi> inner) : inner_(std::move(inner)) {}
+  Result<ports::CompletionResponse> complete(const ports::CompletionRequest& request) override {
+    if (request.system.find(ports::files_format) != std::string::npos && !died_.exchange(true)) {
+      throw std::runtime_error("the worker was killed inside the model call");
+    }
+    return inner_->complete(request);
+  }
+  std::string provider() const override { return inner_->provider(); }
+  ports::Health health() override { return inner_->health(); }
+
+ private:
+  std::unique_ptr<ports::AiApi> inner_;
+  std::atomic<bool> died_{false};
+};
+
+TEST_F(ReferencePipelineTest, ARedeliveryTakesOverTheAnswerLeaseOfADeliveryThatDiedInsideIt) {
+  ai_ = std::make_unique<DiesInsideTheFirstCodeCall>(std::move(ai_));
+  start();
+  const auto corr_id = submit(task_without_a_slip(300));
+  // The lease lives for ai_timeout x answer_attempts + 10 s (minutes by default): completing well
+  // within this wait shows the redelivery took it over instead of waiting it out.
+  ASSERT_TRUE(completed_.wait_for_count(1, 20s)) << "the task waited for its own dead delivery's lease";
+  EXPECT_EQ(completed_.seen().front().corr_id, corr_id);
+  EXPECT_EQ(storage_->list("releases/" + corr_id).value().size(), 3u);
+}
+
 }  // namespace
 }  // namespace baton::reference

@@ -15,6 +15,11 @@
 //   - If the runner dies, its lease expires after lease_ttl and the next caller runs fn. So fn must
 //     finish well within lease_ttl; a runner that outlives its lease may overlap a second one (the
 //     second store of the result is then refused, and `lease_lost` says so).
+//   - A caller that names an `owner` takes over a lease held under the same owner at once: for
+//     redeliveries of one message (owner = the envelope id), which the bus gives to one consumer at
+//     a time, so the holder of the old lease is dead or has lost the message. Without it, a worker
+//     killed inside fn would hold its message up for the whole lease_ttl.
+//   - A lease write whose reply is lost (the store restarted) is looked up again by its owner.
 // deduplicate(store, envelope, ttl): Seen::first the first time an envelope id is offered within ttl,
 //   Seen::duplicate afterwards. One atomic set-if-absent: exact under concurrency.
 
@@ -45,6 +50,8 @@ struct OnceOptions {
   std::chrono::milliseconds poll_interval{10};       // how often a waiting caller looks again
   Clock* clock = &SystemClock::instance();
   std::stop_token stop;                              // ends a wait with errc::cancelled
+  std::string owner;                                 // who runs: same owner = same caller (see above);
+                                                     // empty: this call alone
 };
 
 template <class T>
@@ -93,7 +100,7 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
   if (key.empty()) return Error{errc::invalid_argument, "once: the key must not be empty"};
 
   const auto started = options.clock->steady_now();
-  const std::string owner = new_uuid_v7(*options.clock);
+  const std::string owner = options.owner.empty() ? new_uuid_v7(*options.clock) : options.owner;
   std::optional<decltype(options.clock->steady_now())> lease_unsure_since;  // a lease write with no answer
   auto unsure_pause = std::chrono::milliseconds{5};
   while (true) {
@@ -119,7 +126,8 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
     }
     if (record.state == detail::OnceState::foreign) return detail::once_foreign_error(key);
 
-    // Our own lease, found after a lease write whose reply was lost (below): it is ours to run with.
+    // Our own lease: found after a lease write whose reply was lost (below), or left by an earlier
+    // delivery of the same message under the same owner. It is ours to run with.
     const bool ours = record.state == detail::OnceState::running && record.owner == owner;
     if (record.state == detail::OnceState::absent || ours) {
       using Lease = decltype(store.cas(key, 0, std::string_view{}, options.lease_ttl));

@@ -118,6 +118,8 @@ Result<Workspace> CodePhase::handle(const CodeRequest& input, Context& context) 
     OnceOptions once_options;
     once_options.lease_ttl = settings_.ai_timeout * std::max(1, settings_.answer_attempts) + std::chrono::seconds{10};
     once_options.stop = context.stop;
+    // A redelivery of this message takes over the lease of a delivery that died inside the call.
+    once_options.owner = context.envelope.id;
     const auto key = keys::tenant_key(context.envelope.tenant_id, "code-answer", context.envelope.corr_id + ":" + std::to_string(input.round));
     auto outcome = once(*context.ports.kv, key, generate, once_options);
     if (outcome) answer = std::move(outcome->value);
