@@ -130,9 +130,8 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
     // delivery of the same message under the same owner. It is ours to run with.
     const bool ours = record.state == detail::OnceState::running && record.owner == owner;
     if (record.state == detail::OnceState::absent || ours) {
-      using Lease = decltype(store.cas(key, 0, std::string_view{}, options.lease_ttl));
-      Lease lease = ours ? Lease((*stored)->version)
-                         : store.cas(key, 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
+      // Taken if absent, or renewed for a whole lease_ttl if ours (an old lease may be nearly out).
+      auto lease = store.cas(key, ours ? (*stored)->version : 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
       if (!lease) {
         if (lease.error() == errc::conflict) continue;  // another caller took it first: look again
         // The write may have landed with its reply lost (the store restarted meanwhile): then the
