@@ -103,16 +103,22 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
   const std::string owner = options.owner.empty() ? new_uuid_v7(*options.clock) : options.owner;
   std::optional<decltype(options.clock->steady_now())> lease_unsure_since;  // a lease write with no answer
   auto unsure_pause = std::chrono::milliseconds{5};
+  // After an unsure lease write: true once a pause is slept and the key may be looked at again;
+  // false when half the lease has passed since, or the caller stops.
+  const auto pause_while_unsure = [&] {
+    if (!lease_unsure_since) lease_unsure_since = options.clock->steady_now();
+    if (options.clock->steady_now() - *lease_unsure_since >= options.lease_ttl / 2 ||
+        !options.clock->sleep_for(unsure_pause, options.stop)) {
+      return false;
+    }
+    unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
+    return true;
+  };
   while (true) {
     auto stored = store.get(key);
     if (!stored) {
       // While a lease write is unsure, a store that is still away is waited for too.
-      if (lease_unsure_since && is_retryable(stored.error()) &&
-          options.clock->steady_now() - *lease_unsure_since < options.lease_ttl / 2 &&
-          options.clock->sleep_for(unsure_pause, options.stop)) {
-        unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
-        continue;
-      }
+      if (lease_unsure_since && is_retryable(stored.error()) && pause_while_unsure()) continue;
       return std::move(stored).error();
     }
     std::optional<std::string> text;
@@ -137,14 +143,8 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
         // The write may have landed with its reply lost (the store restarted meanwhile): then the
         // lease is ours, and giving up would leave it to block every caller for lease_ttl. Look
         // again while the store comes back, within half the lease.
-        if (!is_retryable(lease.error())) return std::move(lease).error();
-        if (!lease_unsure_since) lease_unsure_since = options.clock->steady_now();
-        if (options.clock->steady_now() - *lease_unsure_since >= options.lease_ttl / 2 ||
-            !options.clock->sleep_for(unsure_pause, options.stop)) {
-          return std::move(lease).error();
-        }
-        unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
-        continue;
+        if (is_retryable(lease.error()) && pause_while_unsure()) continue;
+        return std::move(lease).error();
       }
       auto result = fn();
       if (!result) {

@@ -178,7 +178,6 @@ class FsStorage final : public ports::Storage {
     std::string_view trimmed = path;
     while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);  // a prefix's trailing '/'
     if (trimmed.empty()) return joined;  // the root itself
-    const auto target = root_ / stdfs::path(std::string(trimmed));
     stdfs::path walked = root_;
     bool plain = true;  // no symlink met so far
     for (const auto& segment : stdfs::path(std::string(trimmed))) {
@@ -194,7 +193,7 @@ class FsStorage final : public ports::Storage {
         break;
       }
     }
-    if (plain && walked == target) return joined;
+    if (plain) return joined;  // every segment exists and none is a symlink
     return resolve_in_full(path, joined);
   }
 

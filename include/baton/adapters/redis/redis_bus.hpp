@@ -31,7 +31,7 @@ namespace baton::adapters::redis {
 struct RedisBusOptions {
   RedisOptions redis;
   std::chrono::milliseconds block{250};             // XREADGROUP BLOCK; also bounds how long stop() waits
-  std::size_t read_count = 256;                     // entries fetched per read (and begun in one script)
+  std::size_t read_count = 256;                     // entries fetched per read (and begun in one pipeline)
   std::chrono::milliseconds reclaim_idle{30'000};   // an entry idle this long belongs to a dead consumer
   std::chrono::milliseconds reclaim_interval{1'000};  // how often XAUTOCLAIM looks
   std::chrono::milliseconds retry_poll{20};         // how often due redeliveries are moved back

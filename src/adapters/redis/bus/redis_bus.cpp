@@ -65,7 +65,7 @@ struct Entry {
   std::string stream;  // the key it was read from: the topic or the group's redelivery stream
   std::string id;
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
-  std::string raw;                  // every field, for a dead letter of a malformed entry
+  std::string raw;                  // every field, kept only when there is no body: its dead letter
   std::int64_t deliveries = 1;
   // The group's mark for this envelope id (see scripts.hpp): empty for an entry that never decoded.
   std::string mark_key;
@@ -88,7 +88,7 @@ struct Completion {
   bool handled_here = false;  // a handler ran (not an entry found already done): counts as an ack
 };
 
-// Entries are begun and completed in batches of at most this many per script call.
+// Entries are begun (one pipeline) and completed or kept alive (one script) in batches of at most this many.
 constexpr std::size_t script_batch = 256;
 
 // The lowest and the highest of a batch's stream ids ("<ms>-<seq>"), for one XPENDING over the batch.
