@@ -14,6 +14,10 @@
 #include "support/unique_id.hpp"
 
 namespace baton::adapters::redis::detail {
+
+// Names the driver in test output (found by argument-dependent lookup, so outside the unnamed namespace).
+void PrintTo(Connection::Driver driver, std::ostream* out) { *out << (driver == Connection::Driver::io_thread ? "io_thread" : "caller"); }
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -22,9 +26,19 @@ using test::RedisServerOptions;
 
 RedisOptions options_for(const RedisServer& server) { return parse_redis_url(server.url()).value(); }
 
-TEST(RedisConnection, ExecutesCommands) {
+// Every case runs with both drivers of the I/O: an io thread of the connection's own, and the caller.
+class RedisConnection : public ::testing::TestWithParam<Connection::Driver> {};
+class RedisConnectionTls : public RedisConnection {};
+
+std::string driver_name(const ::testing::TestParamInfo<Connection::Driver>& info) {
+  return info.param == Connection::Driver::io_thread ? "IoThread" : "Caller";
+}
+INSTANTIATE_TEST_SUITE_P(Drivers, RedisConnection, ::testing::Values(Connection::Driver::io_thread, Connection::Driver::caller), driver_name);
+INSTANTIATE_TEST_SUITE_P(Drivers, RedisConnectionTls, ::testing::Values(Connection::Driver::io_thread, Connection::Driver::caller), driver_name);
+
+TEST_P(RedisConnection, ExecutesCommands) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   ASSERT_TRUE(connection.execute({"SET", "greeting", "hello\r\nworld"}));
   auto value = connection.execute({"GET", "greeting"});
   ASSERT_TRUE(value) << value.error().message();
@@ -34,22 +48,22 @@ TEST(RedisConnection, ExecutesCommands) {
   EXPECT_TRUE(missing->is_nil());
 }
 
-TEST(RedisConnection, OverAUnixSocket) {
+TEST_P(RedisConnection, OverAUnixSocket) {
   const auto socket_directory = std::filesystem::temp_directory_path() / test::unique_name("sock");
   std::filesystem::create_directories(socket_directory);
   const auto path = (socket_directory / "redis.sock").string();
   RedisServer server({.append_only = false, .extra_arguments = {"--unixsocket", path, "--unixsocketperm", "700"}});
   auto options = parse_redis_url("unix://" + path + "?db=1");
   ASSERT_TRUE(options) << options.error().message();
-  Connection connection(*options);
+  Connection connection(*options, GetParam());
   ASSERT_TRUE(connection.execute({"SET", "via", "unix"}));
   EXPECT_NE(server.cli({"-n", "1", "GET", "via"}).find("unix"), std::string::npos);
   std::filesystem::remove_all(socket_directory);
 }
 
-TEST(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
+TEST_P(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -64,9 +78,9 @@ TEST(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
   EXPECT_EQ(connection.execute({"GET", "counter"})->text, "2000");
 }
 
-TEST(RedisConnection, PipelineKeepsReplyOrderAndPerCommandErrors) {
+TEST_P(RedisConnection, PipelineKeepsReplyOrderAndPerCommandErrors) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   auto replies = connection.execute_pipeline({{"SET", "a", "1"}, {"LPUSH", "a", "x"}, {"GET", "a"}});
   ASSERT_TRUE(replies) << replies.error().message();
   ASSERT_EQ(replies->size(), 3u);
@@ -75,9 +89,9 @@ TEST(RedisConnection, PipelineKeepsReplyOrderAndPerCommandErrors) {
   EXPECT_EQ((*replies)[2].text, "1");
 }
 
-TEST(RedisConnection, ErrorRepliesAreTypedWithTheCommand) {
+TEST_P(RedisConnection, ErrorRepliesAreTypedWithTheCommand) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   ASSERT_TRUE(connection.execute({"SET", "s", "text"}));
   auto wrong = connection.execute({"lpush", "s", "x"});
   ASSERT_FALSE(wrong);
@@ -89,11 +103,11 @@ TEST(RedisConnection, ErrorRepliesAreTypedWithTheCommand) {
   EXPECT_TRUE(connection.execute({"PING"})) << "an error reply does not break the connection";
 }
 
-TEST(RedisConnection, WrongPasswordFailsFastAndStaysFailed) {
+TEST_P(RedisConnection, WrongPasswordFailsFastAndStaysFailed) {
   RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right-password"}});
   auto options = options_for(server);
   options.password = "wrong-password";
-  Connection connection(options);
+  Connection connection(options, GetParam());
   const auto started = std::chrono::steady_clock::now();
   auto first = connection.execute({"PING"});
   ASSERT_FALSE(first);
@@ -105,12 +119,12 @@ TEST(RedisConnection, WrongPasswordFailsFastAndStaysFailed) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
 }
 
-TEST(RedisConnection, RightPasswordAndDatabaseAreUsed) {
+TEST_P(RedisConnection, RightPasswordAndDatabaseAreUsed) {
   RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right-password"}});
   auto options = options_for(server);
   options.password = "right-password";
   options.db = 2;
-  Connection connection(options);
+  Connection connection(options, GetParam());
   ASSERT_TRUE(connection.execute({"SET", "where", "db2"}));
   EXPECT_NE(server.cli({"-a", "right-password", "-n", "2", "GET", "where"}).find("db2"), std::string::npos);
   auto name = connection.execute({"CLIENT", "GETNAME"});
@@ -118,13 +132,13 @@ TEST(RedisConnection, RightPasswordAndDatabaseAreUsed) {
   EXPECT_EQ(name->text, "baton");
 }
 
-TEST(RedisConnection, AclNoPermIsPermissionDenied) {
+TEST_P(RedisConnection, AclNoPermIsPermissionDenied) {
   RedisServer server({.append_only = false});
   server.cli({"ACL", "SETUSER", "reader", "on", ">reader-pw", "~*", "+get", "+ping", "+client", "+auth"});
   auto options = options_for(server);
   options.user = "reader";
   options.password = "reader-pw";
-  Connection connection(options);
+  Connection connection(options, GetParam());
   ASSERT_TRUE(connection.execute({"GET", "x"}));
   const auto started = std::chrono::steady_clock::now();
   auto denied = connection.execute({"SET", "x", "1"});
@@ -134,9 +148,9 @@ TEST(RedisConnection, AclNoPermIsPermissionDenied) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
 }
 
-TEST(RedisConnection, ComesBackByItselfAfterTheServerRestarts) {
+TEST_P(RedisConnection, ComesBackByItselfAfterTheServerRestarts) {
   RedisServer server;
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   ASSERT_TRUE(connection.execute({"SET", "kept", "yes"}));
   server.kill9();
   auto while_down = connection.execute({"GET", "kept"}, 300ms);
@@ -151,12 +165,12 @@ TEST(RedisConnection, ComesBackByItselfAfterTheServerRestarts) {
   EXPECT_EQ(after->text, "yes") << "AOF replay kept the acknowledged write";
 }
 
-TEST(RedisConnection, NotConnectedIsUnavailableNamingTheServer) {
+TEST_P(RedisConnection, NotConnectedIsUnavailableNamingTheServer) {
   RedisOptions options;
   options.port = 1;  // nothing listens there
   options.connect_timeout = 200ms;
   options.request_timeout = 300ms;
-  Connection connection(options);
+  Connection connection(options, GetParam());
   auto result = connection.execute({"PING"}, 300ms);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error(), errc::unavailable);
@@ -165,9 +179,9 @@ TEST(RedisConnection, NotConnectedIsUnavailableNamingTheServer) {
   EXPECT_FALSE(health.ok);
 }
 
-TEST(RedisConnection, AStalledServerTimesOutThenRecovers) {
+TEST_P(RedisConnection, AStalledServerTimesOutThenRecovers) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
   ASSERT_TRUE(connection.execute({"PING"}));
   ::kill(server.pid(), SIGSTOP);
   auto stalled = connection.execute({"PING"}, 200ms);
@@ -177,21 +191,21 @@ TEST(RedisConnection, AStalledServerTimesOutThenRecovers) {
   EXPECT_TRUE(test::eventually([&] { return connection.execute({"PING"}, 500ms).has_value(); }));
 }
 
-TEST(RedisConnectionTls, VerifiesTheServerAndWorks) {
+TEST_P(RedisConnectionTls, VerifiesTheServerAndWorks) {
   RedisServer server({.append_only = false, .tls = true});
   auto options = options_for(server);
   ASSERT_TRUE(options.tls);
-  Connection connection(options);
+  Connection connection(options, GetParam());
   ASSERT_TRUE(connection.execute({"SET", "over", "tls"})) << connection.health().detail;
   EXPECT_EQ(connection.execute({"GET", "over"})->text, "tls");
   EXPECT_NE(server.cli({"GET", "over"}).find("tls"), std::string::npos);
 }
 
-TEST(RedisConnectionTls, AServerSignedByAnotherCaIsRefusedFast) {
+TEST_P(RedisConnectionTls, AServerSignedByAnotherCaIsRefusedFast) {
   RedisServer server({.append_only = false, .tls = true});
   auto options = options_for(server);
   options.tls_ca_file = server.file("other-ca.crt").string();
-  Connection connection(options);
+  Connection connection(options, GetParam());
   const auto started = std::chrono::steady_clock::now();
   auto refused = connection.execute({"PING"});
   ASSERT_FALSE(refused);
@@ -200,45 +214,61 @@ TEST(RedisConnectionTls, AServerSignedByAnotherCaIsRefusedFast) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
 }
 
-TEST(RedisConnectionTls, TheCertificateMustNameTheServer) {
+TEST_P(RedisConnectionTls, TheCertificateMustNameTheServer) {
   RedisServer server({.append_only = false, .tls = true});
   auto options = options_for(server);
   options.tls_server_name = "redis.example.org";  // the certificate says localhost and 127.0.0.1
-  Connection connection(options);
+  Connection connection(options, GetParam());
   auto refused = connection.execute({"PING"});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), errc::permission_denied) << refused.error().message();
   EXPECT_NE(refused.error().detail.find("redis.example.org"), std::string::npos) << refused.error().detail;
 }
 
-TEST(RedisConnectionTls, ClientCertificateWhenTheServerAsks) {
+TEST_P(RedisConnectionTls, ClientCertificateWhenTheServerAsks) {
   RedisServer server({.append_only = false, .tls = true, .tls_client_certificates = true});
   auto without = options_for(server);
   without.request_timeout = 1s;
-  Connection anonymous(without);
+  Connection anonymous(without, GetParam());
   EXPECT_FALSE(anonymous.execute({"PING"})) << "the server let in a client without a certificate";
 
   auto with = options_for(server);
   with.tls_cert_file = server.file("client.crt").string();
   with.tls_key_file = server.file("client.key").string();
-  Connection identified(with);
+  Connection identified(with, GetParam());
   auto pong = identified.execute({"PING"});
   ASSERT_TRUE(pong) << pong.error().message();
   EXPECT_EQ(pong->text, "PONG");
 }
 
-TEST(RedisConnectionTls, AnUnreadableCaFileIsAClearPermanentError) {
+TEST_P(RedisConnectionTls, AnUnreadableCaFileIsAClearPermanentError) {
   auto options = parse_redis_url("rediss://127.0.0.1:1?ca_file=/nonexistent/ca.pem").value();
-  Connection connection(options);
+  Connection connection(options, GetParam());
   auto refused = connection.execute({"PING"});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), errc::invalid_argument);
   EXPECT_NE(refused.error().detail.find("/nonexistent/ca.pem"), std::string::npos) << refused.error().detail;
 }
 
-TEST(RedisConnection, HealthMeasuresAPing) {
+TEST_P(RedisConnection, ABlockingCommandWaitsForItsAnswer) {
   RedisServer server({.append_only = false});
-  Connection connection(options_for(server));
+  Connection connection(options_for(server), GetParam());
+  std::thread pusher([&] {
+    std::this_thread::sleep_for(100ms);
+    server.cli({"RPUSH", "jobs", "one"});
+  });
+  auto popped = connection.execute({"BLPOP", "jobs", "5"}, 6s);
+  pusher.join();
+  ASSERT_TRUE(popped) << popped.error().message();
+  ASSERT_TRUE(popped->is_array());
+  ASSERT_EQ(popped->elements.size(), 2u);
+  EXPECT_EQ(popped->elements[1].text, "one");
+  EXPECT_TRUE(connection.execute({"PING"})) << "the connection serves the next request";
+}
+
+TEST_P(RedisConnection, HealthMeasuresAPing) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server), GetParam());
   const auto health = connection.health();
   EXPECT_TRUE(health.ok) << health.detail;
   EXPECT_NE(health.detail.find("PONG"), std::string::npos);

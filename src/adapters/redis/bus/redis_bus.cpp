@@ -175,10 +175,15 @@ class RedisSubscription final : public ports::Subscription::Control {
         handler_(std::move(handler)), options_(std::move(options)) {
     redeliveries_ = keys_.group_key(options_.group, "redeliver");
     retry_set_ = keys_.group_key(options_.group, "retry");
+    // The reader and the committer each run their own connection's I/O on their own thread: a
+    // read, a begin and a group commit are then round trips without a hand-over between threads.
     RedisOptions blocking = shared_->options.redis;
     blocking.request_timeout = shared_->options.block + blocking.request_timeout;
     blocking.client_name += ":reader";
-    reader_connection_ = std::make_unique<Connection>(blocking);
+    reader_connection_ = std::make_unique<Connection>(blocking, Connection::Driver::caller);
+    RedisOptions committing = shared_->options.redis;
+    committing.client_name += ":committer";
+    commit_connection_ = std::make_unique<Connection>(committing, Connection::Driver::caller);
   }
 
   ~RedisSubscription() override { RedisSubscription::stop(); }
@@ -357,7 +362,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = shared_->connection.execute_encoded(pipeline, batch.size() + 1, "begin (XPENDING, SET NX GET)");
+      auto pipelined = reader_connection_->execute_encoded(pipeline, batch.size() + 1, "begin (XPENDING, SET NX GET)");
       if (pipelined && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
     });
@@ -642,7 +647,7 @@ class RedisSubscription final : public ports::Subscription::Control {
           arguments.push_back(output.body);
         }
       }
-      auto done = eval_persistently(shared_->complete_batch_script, std::move(keys), std::move(arguments));
+      auto done = persistently([&] { return shared_->complete_batch_script.run(*commit_connection_, keys, arguments); });
       if (!done || !done->is_array() || done->elements.size() != completions.size()) {
         // Unknown whether it ran: the entries stay pending and come back through reclaim; the
         // done marks keep completed ones from running again.
@@ -776,7 +781,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   ports::SubscribeOptions options_;
   std::string redeliveries_;
   std::string retry_set_;
-  std::unique_ptr<Connection> reader_connection_;
+  std::unique_ptr<Connection> reader_connection_;  // the reader thread's: reads and begins
+  std::unique_ptr<Connection> commit_connection_;  // the committer thread's: group commits
 
   std::mutex mutex_;
   std::condition_variable_any room_;          // the reader waits here for room to read more

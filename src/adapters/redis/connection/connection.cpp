@@ -82,8 +82,9 @@ bool is_pushed_message(const Reply& reply) {
 }
 
 struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
-  Impl(RedisOptions redis_options, PushHandler push)
-      : options(std::move(redis_options)), on_push(std::move(push)), writer_wake(io), retry_timer(io) {
+  Impl(RedisOptions redis_options, PushHandler push, Driver io_driver)
+      : options(std::move(redis_options)), on_push(std::move(push)), driver(io_driver),
+        io(driver == Driver::caller ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT), writer_wake(io), retry_timer(io) {
     if (options.tls) set_up_tls();
   }
 
@@ -120,6 +121,8 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   RedisOptions options;
   PushHandler on_push;               // set on subscriber connections
   std::set<std::string> channels;    // subscribed channels, guarded by mutex; renewed on reconnect
+  Driver driver;
+  std::mutex driving;                // Driver::caller: held by the one caller that runs `io`
   asio::io_context io;
   asio::steady_timer writer_wake;
   asio::steady_timer retry_timer;
@@ -139,7 +142,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
 
   void start() {
     asio::co_spawn(io, [self = shared_from_this()] { return self->run(); }, asio::detached);
-    thread = std::thread([this] { io.run(); });
+    if (driver == Driver::io_thread) thread = std::thread([this] { io.run(); });
   }
 
   void stop() {
@@ -152,6 +155,12 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
         socket->close(ignored);
       }
     });
+    if (driver == Driver::caller) {
+      // The io coroutines end once they see the closed socket and the cancelled timers.
+      std::lock_guard lock(driving);
+      if (io.stopped()) io.restart();
+      io.run();
+    }
     if (thread.joinable()) thread.join();
     fail_queued(Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"});
   }
@@ -178,24 +187,45 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       if (stopping) return Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"};
       queued.push_back(request);
     }
-    asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
-    if (future.wait_for(timeout) == std::future_status::timeout) {
-      if (connected) {
-        request->settle(Error{errc::timeout, request->command_name + ": no reply from " + options.endpoint() +
-                                                 " within " + std::to_string(timeout.count()) + " ms"});
-        // Replies come in order: with this one abandoned, the connection must start afresh.
-        asio::post(io, [self = shared_from_this()] { self->drop("a request timed out"); });
-      } else {
-        std::string reason;
-        {
-          std::lock_guard lock(mutex);
-          reason = last_error;
+    if (driver == Driver::caller) {
+      std::lock_guard lock(driving);
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
+      while (future.wait_for(std::chrono::seconds{0}) != std::future_status::ready) {
+        if (io.stopped()) io.restart();
+        // Zero handlers run: the time is up, or the io coroutines have ended (the connection closes).
+        if (io.run_one_until(deadline) == 0 && (std::chrono::steady_clock::now() >= deadline || io.stopped())) {
+          give_up(*request, timeout);
+          break;
         }
-        request->settle(Error{errc::unavailable, request->command_name + ": not connected to " + options.endpoint() +
-                                                     " (" + reason + ")"});
       }
+      return future.get();
     }
+    asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
+    if (future.wait_for(timeout) == std::future_status::timeout) give_up(*request, timeout);
     return future.get();
+  }
+
+  // A request without its reply in time: a timeout on a live connection, unavailable otherwise.
+  // (A reply that came meanwhile wins: the first outcome settles the request.)
+  void give_up(Request& request, std::chrono::milliseconds timeout) {
+    if (connected) {
+      request.settle(Error{errc::timeout, request.command_name + ": no reply from " + options.endpoint() + " within " +
+                                              std::to_string(timeout.count()) + " ms"});
+      // Replies come in order: with this one abandoned, the connection must start afresh.
+      if (driver == Driver::caller) {
+        drop("a request timed out");
+      } else {
+        asio::post(io, [self = shared_from_this()] { self->drop("a request timed out"); });
+      }
+      return;
+    }
+    std::string reason;
+    {
+      std::lock_guard lock(mutex);
+      reason = stopping ? "closing" : last_error;
+    }
+    request.settle(Error{errc::unavailable, request.command_name + ": not connected to " + options.endpoint() + " (" + reason + ")"});
   }
 
   void drop(const std::string& reason) {
@@ -460,12 +490,13 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   }
 };
 
-Connection::Connection(RedisOptions options) : impl_(std::make_shared<Impl>(std::move(options), nullptr)) {
+Connection::Connection(RedisOptions options, Driver driver)
+    : impl_(std::make_shared<Impl>(std::move(options), nullptr, driver)) {
   impl_->start();
 }
 
 Connection::Connection(RedisOptions options, PushHandler on_push)
-    : impl_(std::make_shared<Impl>(std::move(options), std::move(on_push))) {
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(on_push), Driver::io_thread)) {
   impl_->start();
 }
 

@@ -2,7 +2,9 @@
 // One pipelined connection to Redis, shared by any number of threads.
 //
 // Callers block on a reply (the ports are blocking); underneath, an Asio io thread writes every
-// queued command in one batch and matches replies in order. The connection reconnects by itself
+// queued command in one batch and matches replies in order. A connection driven by its caller has no
+// io thread: the thread waiting for a reply runs the I/O itself, which saves the two thread
+// wake-ups of every round trip (hand the request to the io thread, hand the reply back). The connection reconnects by itself
 // with the configured backoff, re-running AUTH, SELECT and CLIENT SETNAME; requests made while it is
 // away wait for it up to their timeout. A request that times out on a live connection closes it
 // (the late reply would shift every later one), so the next requests get a fresh one.
@@ -28,7 +30,12 @@ using PushHandler = std::function<void(std::string channel, std::string payload)
 
 class Connection {
  public:
-  explicit Connection(RedisOptions options);
+  // Who runs the connection's I/O. `caller` suits a connection that one thread uses (a
+  // subscription's reader, its committer): calls from several threads are served one after the
+  // other, not pipelined together, and nothing is read while no call is waiting.
+  enum class Driver { io_thread, caller };
+
+  explicit Connection(RedisOptions options, Driver driver = Driver::io_thread);
   // A subscriber connection (Redis requires pub/sub on a connection of its own): messages go to
   // `on_push`, and the channels subscribed are subscribed again after every reconnect.
   Connection(RedisOptions options, PushHandler on_push);
