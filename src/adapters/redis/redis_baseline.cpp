@@ -6,7 +6,7 @@ namespace baton::adapters::redis {
 
 Result<std::chrono::nanoseconds> time_pipelined_xadd(const RedisOptions& options, const std::string& key, std::size_t count,
                                                      std::string_view payload, std::size_t window) {
-  detail::Connection connection(options);
+  detail::Connection connection(options, detail::Connection::Driver::caller);
   if (auto cleared = connection.execute({"DEL", key}); !cleared) return std::move(cleared).error();
   const std::string body(payload);
   const auto started = std::chrono::steady_clock::now();
