@@ -245,6 +245,37 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   EXPECT_EQ(server.cli({"XPENDING", stream_key(topic), "workers"}).substr(0, 2), "0\n");
 }
 
+// A consumer that finishes an entry it lost meanwhile (another consumer took it over) has its ack
+// refused, but the work did happen: the envelope id's mark says "done", so that the new holder skips
+// the entry instead of running it again.
+TEST(RedisBus, AFinishedEntryThatWasTakenOverMarksItsIdDone) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("lost");
+  auto bus = make_redis_bus(bus_options(server, std::chrono::minutes{10}));
+  auto envelope = make_envelope("test.lost", boost::json::value{{"n", 1}});
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  std::promise<void> started, go_on;
+  auto release = go_on.get_future().share();
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    started.set_value();
+    release.wait();
+    return {};
+  }, durable("workers", "first", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
+  const auto mark = "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic + ":mark:workers:" + envelope.id;
+  const auto carrier = server.cli({"GET", mark});
+  ASSERT_TRUE(carrier.starts_with("t|")) << carrier;
+  const auto entry_id = carrier.substr(2, carrier.find('\n') - 2);
+  // Another consumer takes the entry over while the handler runs.
+  server.cli({"XCLAIM", stream_key(topic), "workers", "second", "0", entry_id});
+  go_on.set_value();
+  EXPECT_TRUE(test::eventually([&] { return server.cli({"GET", mark}) == "done\n"; }, 10s)) << server.cli({"GET", mark});
+  subscription->stop();
+  const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "second"});
+  EXPECT_NE(held.find(entry_id), std::string::npos) << "the refused ack must leave the entry with its holder: " << held;
+}
+
 // Graceful shutdown: SIGTERM under load. Handlers in flight finish and are acked; entries the worker
 // had read but not started are handed back at once (not after reclaim_idle); none runs twice.
 TEST(RedisBus, ATerminatedWorkerFinishesInFlightWorkAndHandsBackTheRest) {

@@ -154,6 +154,7 @@ struct Shared {
   detail::Script keep_alive_script{with_owns(scripts::keep_alive)};
   detail::Script move_due_script{with_owns(scripts::move_due)};
   detail::Script drop_mark_script{with_owns(scripts::drop_mark)};
+  detail::Script mark_done_script{std::string(scripts::mark_done)};
   detail::Script trim_script{with_owns(scripts::trim_acked)};
   detail::Script publish_mirrored_script{std::string(scripts::publish_mirrored)};
   detail::Script replay_script{std::string(scripts::replay)};
@@ -306,13 +307,17 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
       }
     }
-    admit(std::move(entries));
+    admit(std::move(entries), Source::new_entries);
   }
+
+  // Entries a read returned were new to the group and are this consumer's, first delivery; entries
+  // taken over from a silent consumer may have been taken again by a third one meanwhile.
+  enum class Source { new_entries, taken_over };
 
   // Decodes what was read or reclaimed and begins it in batches: entries that are ours and not yet
   // done are queued for the workers; entries already done are completed; entries
   // lost meanwhile are dropped.
-  void admit(std::vector<Entry> entries) {
+  void admit(std::vector<Entry> entries, Source source) {
     std::vector<Entry> ready;
     std::map<std::string, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
     const std::string mark_prefix = keys_.group_key(options_.group, "mark") + ":";
@@ -331,25 +336,31 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     for (auto& [stream, batch] : to_begin) {
       for (std::size_t first = 0; first < batch.size(); first += script_batch) {
-        begin(stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), ready);
+        begin(stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
       }
     }
     enqueue(std::move(ready));
   }
 
   // Begins a batch of one stream's entries with plain pipelined commands, no script (a script's
-  // per-call cost in Redis was most of the bus's server time): one XPENDING says which of them this
-  // consumer still holds, and per entry one SET NX GET points the envelope id's mark at the entry,
-  // or says what it points at already. The two are not one atomic step, and need not be: every
-  // outcome is fenced again by its script, and a mark taken for an entry found lost is dropped.
-  void begin(const std::string& stream, std::span<Entry> batch, std::vector<Entry>& ready) {
-    std::vector<const std::string*> ids;
-    ids.reserve(batch.size());
-    for (const auto& entry : batch) ids.push_back(&entry.id);
-    const auto [low, high] = id_range(ids);
+  // per-call cost in Redis was most of the bus's server time): per entry one SET NX GET points the
+  // envelope id's mark at the entry, or says what it points at already. Entries taken over from
+  // another consumer are looked up first with one XPENDING, which says which of them this consumer
+  // still holds; new entries were delivered to it by the read itself. Neither is one atomic step
+  // with the handler, and need not be: every outcome is fenced again by its script, and a mark taken
+  // for an entry found lost is dropped.
+  void begin(const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready) {
+    const bool look_up = source == Source::taken_over;
     const std::string mark_ttl = std::to_string(options_.dedup_window.count());
-    // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
-    std::string pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    std::string pipeline;
+    if (look_up) {
+      std::vector<const std::string*> ids;
+      ids.reserve(batch.size());
+      for (const auto& entry : batch) ids.push_back(&entry.id);
+      const auto [low, high] = id_range(ids);
+      // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
+      pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    }
     for (const auto& entry : batch) {  // SET <mark> <this entry> NX PX <dedup window> GET
       detail::append_command_header(pipeline, 7);
       detail::append_argument(pipeline, "SET");
@@ -360,29 +371,37 @@ class RedisSubscription final : public ports::Subscription::Control {
       detail::append_argument(pipeline, mark_ttl);
       detail::append_argument(pipeline, "GET");
     }
+    const std::size_t first_mark = look_up ? 1 : 0;
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = reader_connection_->execute_encoded(pipeline, batch.size() + 1, "begin (XPENDING, SET NX GET)");
-      if (pipelined && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
+      auto pipelined = reader_connection_->execute_encoded(pipeline, batch.size() + first_mark,
+                                                           look_up ? "begin (XPENDING, SET NX GET)" : "begin (SET NX GET)");
+      if (pipelined && look_up && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
     });
-    if (!replies || !(*replies)[0].is_array()) {
+    if (!replies || (look_up && !(*replies)[0].is_array())) {
       // Could not even look: the entries stay pending and come back through reclaim.
       shared_->logger.warn("could not start entries", {{"topic", topic_}, {"count", batch.size()},
                                                        {"error", replies ? std::string("unexpected reply") : replies.error().message()}});
       return;
     }
     std::unordered_map<std::string_view, std::int64_t> held;
-    for (const auto& row : (*replies)[0].elements) {
-      if (row.is_array() && row.elements.size() == 4) held.emplace(row.elements[0].text, row.elements[3].integer);
+    if (look_up) {
+      for (const auto& row : (*replies)[0].elements) {
+        if (row.is_array() && row.elements.size() == 4) held.emplace(row.elements[0].text, row.elements[3].integer);
+      }
     }
+    const auto is_ours = [&](const Entry& entry) {
+      if (!look_up) return true;
+      const auto owned = held.find(entry.id);
+      return owned != held.end() && owned->second == entry.deliveries;
+    };
     std::vector<Completion> already_done;
     std::vector<std::pair<Entry*, std::string>> other_carrier;  // the mark names another entry
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto& entry = batch[i];
-      const Reply& mark = (*replies)[i + 1];
-      const auto owned = held.find(entry.id);
-      const bool ours = owned != held.end() && owned->second == entry.deliveries;
+      const Reply& mark = (*replies)[i + first_mark];
+      const bool ours = is_ours(entry);
       const bool marked_now = mark.kind == Reply::Kind::nil;
       if (!ours) {
         if (marked_now) (void)shared_->eval(shared_->drop_mark_script, {entry.mark_key}, {mark_of(entry)});
@@ -498,7 +517,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     shared_->logger.info("reclaimed entries of a silent consumer",
                          {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
-    admit(std::move(claimed));
+    admit(std::move(claimed), Source::taken_over);
   }
 
   // Every entry this consumer holds, waiting in the queue or running, stays ours while we live:
@@ -636,9 +655,8 @@ class RedisSubscription final : public ports::Subscription::Control {
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
       const auto [low, high] = id_range(ids);
-      std::vector<std::string> arguments{options_.group, options_.consumer, std::string(mark_prefix(stream)), low, high};
+      std::vector<std::string> arguments{options_.group, options_.consumer, low, high};
       for (const auto* completion : completions) {
-        keys.push_back(completion->entry.mark_key);
         arguments.push_back(completion->entry.id);
         arguments.push_back(std::to_string(completion->entry.deliveries));
         arguments.push_back(std::to_string(completion->outputs.size()));
@@ -650,11 +668,12 @@ class RedisSubscription final : public ports::Subscription::Control {
       auto done = persistently([&] { return shared_->complete_batch_script.run(*commit_connection_, keys, arguments); });
       if (!done || !done->is_array() || done->elements.size() != completions.size()) {
         // Unknown whether it ran: the entries stay pending and come back through reclaim; the
-        // done marks keep completed ones from running again.
+        // marks keep completed ones from running again.
         shared_->logger.warn("outcomes not recorded", {{"topic", topic_}, {"count", completions.size()},
                                                        {"error", done ? std::string("unexpected reply") : done.error().message()}});
         continue;
       }
+      std::vector<std::string> lost_marks, lost_refs;  // finished without outputs after being lost
       for (std::size_t i = 0; i < completions.size(); ++i) {
         const auto& completion = *completions[i];
         if (done->elements[i].integer == 1) {
@@ -664,6 +683,14 @@ class RedisSubscription final : public ports::Subscription::Control {
         ++shared_->fenced;
         shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
                              {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", completion.entry.id}});
+        if (completion.outputs.empty() && !completion.entry.mark_key.empty()) {
+          lost_marks.push_back(completion.entry.mark_key);
+          lost_refs.push_back(mark_of(completion.entry));
+        }
+      }
+      if (!lost_marks.empty()) {
+        auto marked = persistently([&] { return shared_->mark_done_script.run(*commit_connection_, lost_marks, lost_refs); });
+        if (!marked) shared_->logger.warn("could not mark lost entries done", {{"topic", topic_}, {"error", marked.error().message()}});
       }
     }
   }

@@ -10,7 +10,7 @@ namespace baton::adapters::redis::scripts {
 constexpr std::string_view owns = R"lua(
 local function owns(stream, group, id, consumer, deliveries)
   local p = redis.call('XPENDING', stream, group, id, id, 1)
-  return #p == 1 and p[1][2] == consumer and tostring(p[1][4]) == deliveries
+  return #p == 1 and p[1][2] == consumer and p[1][4] == tonumber(deliveries)
 end
 -- An envelope id's mark names the stream entry that carries the id for the group ("t|<id>" on the
 -- topic, "r|<id>" on the redelivery stream), or says "done". While that entry is pending the id is in
@@ -19,12 +19,12 @@ end
 local function drop_mark(key, ref)
   if redis.call('GET', key) == ref then redis.call('DEL', key) end
 end
--- The entries of [first, last] this consumer holds, with their delivery counts: one XPENDING for a
--- whole batch instead of one per entry.
+-- The entries of [first, last] this consumer holds, with their delivery counts (numbers): one
+-- XPENDING for a whole batch instead of one per entry.
 local function held_in(stream, group, consumer, first, last)
   local held = {}
   for _, p in ipairs(redis.call('XPENDING', stream, group, first, last, 1000000, consumer)) do
-    held[p[1]] = tostring(p[4])
+    held[p[1]] = p[4]
   end
   return held
 end
@@ -37,34 +37,40 @@ end
 // Completes a batch of handled entries of one stream (a group commit), each on its own terms: the
 // owner publishes the entry's outputs and acks it, all in this one script (the ack is what makes
 // the envelope id done: its mark names this entry). A consumer that lost an entry changes nothing
-// for it when it has outputs (the owner will hand off); without outputs it marks the id done, since
-// the work did happen and whoever holds the entry now must skip it if it has not begun.
-// KEYS: stream, then per entry: its mark, one stream per output.
-// ARGV: group, consumer, the stream's mark prefix ("t" or "r"), the batch's lowest and highest id,
-// then per entry: id, deliveries, output count, the outputs.
-// Returns 1 (completed) or 0 (refused: not ours any more) per entry.
+// here; for one without outputs it then runs mark_done (the work did happen, and whoever holds the
+// entry now must skip it if it has not begun). Marks are not passed here: that rare case is the only
+// one that touches them, and a key per entry costs the server on every commit.
+// KEYS: stream, then per entry one stream per output.
+// ARGV: group, consumer, the batch's lowest and highest id, then per entry: id, deliveries, output
+// count, the outputs. Returns 1 (completed) or 0 (refused: not ours any more) per entry.
 constexpr std::string_view complete_batch = R"lua(
 local result, acks = {}, {}
-local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5])
-local k, a, i = 2, 6, 0
+local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local k, a, i = 1, 5, 0
 while a <= #ARGV do
   i = i + 1
-  local id, deliveries, outputs = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  if held[id] == deliveries then
+  local id, outputs = ARGV[a], tonumber(ARGV[a + 2])
+  if held[id] == tonumber(ARGV[a + 1]) then
     for j = 1, outputs do redis.call('XADD', KEYS[k + j], '*', 'e', ARGV[a + 2 + j]) end
     acks[#acks + 1] = id
     result[i] = 1
   else
-    if outputs == 0 and redis.call('GET', KEYS[k]) == ARGV[3] .. '|' .. id then
-      redis.call('SET', KEYS[k], 'done', 'KEEPTTL')
-    end
     result[i] = 0
   end
-  k = k + 1 + outputs
+  k = k + outputs
   a = a + 3 + outputs
 end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
 return result
+)lua";
+
+// Marks envelope ids done whose marks still name the entries a consumer finished after losing them.
+// KEYS: the marks. ARGV: per mark, the entry's mark value.
+constexpr std::string_view mark_done = R"lua(
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then redis.call('SET', KEYS[i], 'done', 'KEEPTTL') end
+end
+return 1
 )lua";
 
 // Drops the mark taken for an entry that turned out not to be ours (rare: begun after another
@@ -110,7 +116,7 @@ constexpr std::string_view keep_alive = R"lua(
 local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 local owned = {}
 for i = 5, #ARGV, 2 do
-  if held[ARGV[i]] == ARGV[i + 1] then owned[#owned + 1] = ARGV[i] end
+  if held[ARGV[i]] == tonumber(ARGV[i + 1]) then owned[#owned + 1] = ARGV[i] end
 end
 local count = #owned
 if count > 0 then
