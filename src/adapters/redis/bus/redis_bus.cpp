@@ -235,8 +235,9 @@ class RedisSubscription final : public ports::Subscription::Control {
     const auto keep_alive_every = std::max(shared_->options.reclaim_idle / 3, std::chrono::milliseconds{10});
     while (!stop_.stop_requested()) {
       const auto now = std::chrono::steady_clock::now();
+      bool move_now = false;  // moved in the same round trip as the next read
       if (now >= next_move) {
-        move_due();
+        move_now = true;
         next_move = now + shared_->options.retry_poll;
       }
       if (now >= next_reclaim) {
@@ -251,10 +252,13 @@ class RedisSubscription final : public ports::Subscription::Control {
       // Never wait past the next housekeeping moment.
       const auto until = std::min({next_move, next_reclaim, next_keep_alive});
       const std::size_t room = wait_for_room(until);
-      if (room == 0) continue;
+      if (room == 0) {
+        if (move_now) move_due();
+        continue;
+      }
       const auto block = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
                                     std::chrono::milliseconds{1}, shared_->options.block);
-      read(std::min(room, shared_->options.read_count), block);
+      read(std::min(room, shared_->options.read_count), block, move_now);
     }
   }
 
@@ -288,22 +292,41 @@ class RedisSubscription final : public ports::Subscription::Control {
     return held() < capacity ? capacity - held() : 0;
   }
 
-  void read(std::size_t count, std::chrono::milliseconds block) {
-    auto reply = reader_connection_->execute(Command{"XREADGROUP", "GROUP", options_.group, options_.consumer,
-                                                     "COUNT", std::to_string(count), "BLOCK", std::to_string(block.count()),
-                                                     "STREAMS", keys_.stream, redeliveries_, ">", ">"});
-    if (!reply) {
-      if (reply.error() == errc::not_found) {
-        // NOGROUP: the stream was deleted under us (or flushed); make the group again.
-        (void)shared_->connection.execute(Command{"XGROUP", "CREATE", keys_.stream, options_.group, "0", "MKSTREAM"});
-        (void)shared_->connection.execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
+  // One XREADGROUP over the topic and the group's redelivery stream; with `move_due_first`, the due
+  // redeliveries are moved in the same round trip, just before, so that this read finds them.
+  void read(std::size_t count, std::chrono::milliseconds block, bool move_due_first) {
+    std::string pipeline;
+    if (move_due_first) pipeline = shared_->move_due_script.encode_call({retry_set_, redeliveries_}, {"256"});
+    pipeline += detail::encode_command({"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(count),
+                                        "BLOCK", std::to_string(block.count()), "STREAMS", keys_.stream, redeliveries_, ">", ">"});
+    auto replies = reader_connection_->execute_encoded(std::move(pipeline), move_due_first ? 2 : 1,
+                                                       move_due_first ? "move due, XREADGROUP" : "XREADGROUP");
+    if (!replies) {
+      pause_after_error(replies.error());
+      return;
+    }
+    if (move_due_first && replies->front().is_error()) {
+      const auto failed = detail::error_from_reply("EVALSHA", replies->front());
+      if (failed.detail.find("NOSCRIPT") != std::string::npos) {
+        move_due();  // teaches the server the script
+      } else {
+        shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", failed.message()}});
       }
-      pause_after_error(reply.error());
+    }
+    Reply& reply = replies->back();
+    if (reply.is_error()) {
+      const auto failed = detail::error_from_reply("XREADGROUP", reply);
+      if (failed == errc::not_found) {
+        // NOGROUP: the stream was deleted under us (or flushed); make the group again.
+        (void)reader_connection_->execute(Command{"XGROUP", "CREATE", keys_.stream, options_.group, "0", "MKSTREAM"});
+        (void)reader_connection_->execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
+      }
+      pause_after_error(failed);
       return;
     }
     std::vector<Entry> entries;
-    if (reply->is_array()) {
-      for (auto& stream : reply->elements) {
+    if (reply.is_array()) {
+      for (auto& stream : reply.elements) {
         if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
       }
     }
@@ -404,7 +427,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       const bool ours = is_ours(entry);
       const bool marked_now = mark.kind == Reply::Kind::nil;
       if (!ours) {
-        if (marked_now) (void)shared_->eval(shared_->drop_mark_script, {entry.mark_key}, {mark_of(entry)});
+        if (marked_now) (void)shared_->drop_mark_script.run(*reader_connection_, {entry.mark_key}, {mark_of(entry)});
         shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
       } else if (mark.is_error()) {
         shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
@@ -426,7 +449,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         const std::string carrier_id = bar == std::string::npos ? carrier : carrier.substr(bar + 1);
         lookups.push_back(Command{"XPENDING", carrier_stream, options_.group, carrier_id, carrier_id, "1"});
       }
-      auto pending = shared_->connection.execute_pipeline(std::move(lookups));
+      auto pending = reader_connection_->execute_pipeline(std::move(lookups));
       for (std::size_t i = 0; i < other_carrier.size(); ++i) {
         Entry& entry = *other_carrier[i].first;
         const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
@@ -472,7 +495,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void move_due() {
-    auto moved = shared_->eval(shared_->move_due_script, {retry_set_, redeliveries_}, {"256"});
+    auto moved = shared_->move_due_script.run(*reader_connection_, {retry_set_, redeliveries_}, {"256"});
     if (!moved) shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", moved.error().message()}});
   }
 
@@ -484,7 +507,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (const auto& stream : {keys_.stream, redeliveries_}) {
       std::string cursor = "0-0";
       for (int round = 0; round < max_rounds; ++round) {
-        auto reply = shared_->connection.execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
+        auto reply = reader_connection_->execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
                                                          std::to_string(shared_->options.reclaim_idle.count()), cursor,
                                                          "COUNT", std::to_string(shared_->options.read_count)});
         if (!reply || !reply->is_array() || reply->elements.size() < 2) break;
@@ -507,7 +530,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     // The delivery count is the fencing token: read it for each claimed entry.
     std::vector<Command> counts;
     for (const auto& entry : claimed) counts.push_back(Command{"XPENDING", stream, options_.group, entry.id, entry.id, "1"});
-    auto pending = shared_->connection.execute_pipeline(std::move(counts));
+    auto pending = reader_connection_->execute_pipeline(std::move(counts));
     if (!pending) return;
     for (std::size_t i = 0; i < claimed.size(); ++i) {
       const auto& row = (*pending)[i];
@@ -524,7 +547,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // slowness alone never hands it to another consumer.
   void trim() {
     for (const auto& stream : {keys_.stream, redeliveries_}) {
-      auto trimmed = shared_->eval(shared_->trim_script, {stream}, {std::to_string(shared_->options.retain_acked.count())});
+      auto trimmed = shared_->trim_script.run(*reader_connection_, {stream}, {std::to_string(shared_->options.retain_acked.count())});
       if (!trimmed) shared_->logger.warn("trimming failed", {{"topic", topic_}, {"error", trimmed.error().message()}});
     }
   }
@@ -547,7 +570,7 @@ class RedisSubscription final : public ports::Subscription::Control {
           arguments.push_back(held[i].id);
           arguments.push_back(std::to_string(held[i].deliveries));
         }
-        auto kept = shared_->eval(shared_->keep_alive_script, {stream}, arguments);
+        auto kept = shared_->keep_alive_script.run(*reader_connection_, {stream}, arguments);
         if (!kept) shared_->logger.warn("keep-alive failed", {{"topic", topic_}, {"error", kept.error().message()}});
       }
     }

@@ -19,6 +19,12 @@ class Script {
   Result<Reply> run(Connection& connection, const std::vector<std::string>& keys,
                     const std::vector<std::string>& arguments) const;
 
+  // The EVALSHA call as RESP, to send in a pipeline with other commands. Its reply may be a NOSCRIPT
+  // error: run() once then teaches the server the script.
+  std::string encode_call(const std::vector<std::string>& keys, const std::vector<std::string>& arguments) const {
+    return encode("EVALSHA", sha1_, keys, arguments);
+  }
+
  private:
   std::string encode(std::string_view verb, const std::string& body, const std::vector<std::string>& keys,
                      const std::vector<std::string>& arguments) const;
