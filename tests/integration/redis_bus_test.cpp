@@ -590,6 +590,37 @@ TEST(RedisKv, ScriptsRunByHashAndComeBackAfterTheCacheIsFlushed) {
   EXPECT_NE(server.cli({"INFO", "commandstats"}).find("cmdstat_evalsha"), std::string::npos);
 }
 
+// The bus's scripts are sent by hash, some of them pipelined with a read: after the server forgot
+// them (SCRIPT FLUSH, or a restart), retries still come back.
+TEST(RedisBus, RetriesComeBackAfterTheScriptCacheIsFlushed) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("flush");
+  auto bus = make_redis_bus(bus_options(server));
+  std::mutex mutex;
+  std::map<std::string, int> attempts;
+  std::set<std::string> succeeded;
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    std::lock_guard lock(mutex);
+    if (++attempts[e.id] == 1) return Error{errc::unavailable, "first attempt fails"};
+    succeeded.insert(e.id);
+    return {};
+  }, durable("workers", "only", 1));
+  ASSERT_TRUE(subscription);
+  const auto succeeds = [&](const std::string& id) {
+    return test::eventually([&] {
+      std::lock_guard lock(mutex);
+      return succeeded.contains(id);
+    }, 10s);
+  };
+  auto before = make_envelope("test.flush", boost::json::value(1));
+  ASSERT_TRUE(bus->publish(topic, before));
+  ASSERT_TRUE(succeeds(before.id));
+  server.cli({"SCRIPT", "FLUSH"});
+  auto after = make_envelope("test.flush", boost::json::value(2));
+  ASSERT_TRUE(bus->publish(topic, after));
+  EXPECT_TRUE(succeeds(after.id)) << "a retry after SCRIPT FLUSH never came back";
+}
+
 TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {
   RedisServer server({.append_only = false, .extra_arguments = {"--requirepass", "right"}});
   auto options = bus_options(server);
