@@ -9,6 +9,8 @@ packages=(
   # libraries (Boost pinned to 1.81: the unversioned libboost-dev is 1.74 and conflicts)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libhiredis-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+  # the allocator of the baton executable: threads free what others allocated (see docs/BENCHMARKS.md)
+  libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # the real server the integration tests and the demo start on a loopback port, and openssl to

@@ -289,7 +289,6 @@ int dlq_purge(const Common& common, const std::string& phase_filter) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  app::tune_allocator();
   // Before any thread exists, so that `run` alone receives SIGINT/SIGTERM (sigwait) and stops cleanly.
   app::block_stop_signals();
   CLI::App cli{"baton: reliable multi-phase pipelines on Redis"};

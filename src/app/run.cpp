@@ -1,4 +1,3 @@
-#include <malloc.h>
 #include <signal.h>
 
 #include <boost/json/serialize.hpp>
@@ -23,13 +22,6 @@ void block_stop_signals() {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-}
-
-void tune_allocator() {
-  // Buffers up to 16 MB come from the heap, and up to 32 MB of free heap stays mapped: the worker's
-  // footprint stays well inside its 64 MB budget while buffers are reused instead of re-faulted.
-  mallopt(M_MMAP_THRESHOLD, 16 << 20);
-  mallopt(M_TRIM_THRESHOLD, 32 << 20);
 }
 
 namespace {

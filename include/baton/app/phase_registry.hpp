@@ -83,11 +83,4 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
 // Blocks SIGINT and SIGTERM in the calling thread and in every thread it creates later.
 void block_stop_signals();
 
-// Process-wide malloc settings for a process that moves many messages: glibc's defaults map and
-// unmap every buffer over 128 KB (a pipeline of a few hundred messages) and give freed heap back to
-// the kernel at once, so each such buffer is paid for again in page faults (measured: ~100k faults
-// in one 200k-message `baton bench`, and half the raw XADD baseline's speed). Freed memory is kept
-// up to a bound instead; first thing in main, before any thread.
-void tune_allocator();
-
 }  // namespace baton::app
