@@ -28,12 +28,29 @@ std::string format_rfc3339(Timestamp ts) {
   const auto day = floor<days>(ts);
   const year_month_day date{day};
   const hh_mm_ss time{ts - day};
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
-                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
-                static_cast<int>(time.seconds().count()), static_cast<int>(time.subseconds().count()));
-  return buffer;
+  const int year = static_cast<int>(date.year());
+  if (year < 0 || year > 9999) {  // beyond the four digits of the format: spelled out in full
+    char buffer[48];
+    std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", year, static_cast<unsigned>(date.month()),
+                  static_cast<unsigned>(date.day()), static_cast<int>(time.hours().count()),
+                  static_cast<int>(time.minutes().count()), static_cast<int>(time.seconds().count()),
+                  static_cast<int>(time.subseconds().count()));
+    return buffer;
+  }
+  // Every envelope encode writes one: digits by hand, since snprintf costs more than the rest of the
+  // envelope's header.
+  std::string out = "0000-00-00T00:00:00.000Z";
+  const auto put = [&](std::size_t at, int value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+  };
+  put(0, year, 4);
+  put(5, static_cast<int>(static_cast<unsigned>(date.month())), 2);
+  put(8, static_cast<int>(static_cast<unsigned>(date.day())), 2);
+  put(11, static_cast<int>(time.hours().count()), 2);
+  put(14, static_cast<int>(time.minutes().count()), 2);
+  put(17, static_cast<int>(time.seconds().count()), 2);
+  put(20, static_cast<int>(time.subseconds().count()), 3);
+  return out;
 }
 
 std::optional<Timestamp> parse_rfc3339(std::string_view text) noexcept {

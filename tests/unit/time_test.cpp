@@ -12,6 +12,14 @@ TEST(Rfc3339, FormatsUtcWithMilliseconds) {
   EXPECT_EQ(format_rfc3339(ts), "2026-11-27T20:37:34.005Z");
 }
 
+TEST(Rfc3339, PadsEveryFieldAndSpellsOutYearsPastFourDigits) {
+  EXPECT_EQ(format_rfc3339(sys_days{year{1} / 2 / 3} + hours{4} + minutes{5} + seconds{6} + milliseconds{78}),
+            "0001-02-03T04:05:06.078Z");
+  EXPECT_EQ(format_rfc3339(sys_days{year{1999} / 12 / 31} + hours{23} + minutes{59} + seconds{59} + milliseconds{999}),
+            "1999-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339(sys_days{year{12026} / 1 / 1}), "12026-01-01T00:00:00.000Z");
+}
+
 TEST(Rfc3339, RoundTrips) {
   const auto now = floor<milliseconds>(system_clock::now());
   EXPECT_EQ(parse_rfc3339(format_rfc3339(now)), now);
