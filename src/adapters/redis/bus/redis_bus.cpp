@@ -13,6 +13,7 @@
 #include <span>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
@@ -62,7 +63,9 @@ struct TopicKeys {
 };
 
 struct Entry {
-  std::string stream;  // the key it was read from: the topic or the group's redelivery stream
+  // The key it was read from: the subscription's topic or redelivery stream name (one of its own
+  // members, so an entry carries a pointer, not a copy).
+  const std::string* stream = nullptr;
   std::string id;
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, kept only when there is no body: its dead letter
@@ -73,12 +76,35 @@ struct Entry {
   std::string decode_error;              // why it does not decode
 };
 
-// What keep-alive needs of an entry this consumer holds (no body, no envelope: cheap to copy).
+// A stream entry id "<ms>-<seq>" as numbers (0-0 for text that is not one).
+struct StreamId {
+  std::uint64_t ms = 0;
+  std::uint64_t seq = 0;
+  static StreamId parse(std::string_view id) {
+    StreamId parsed;
+    const auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), parsed.ms);
+    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), parsed.seq);
+    return parsed;
+  }
+  std::string text() const { return std::to_string(ms) + "-" + std::to_string(seq); }
+  auto operator<=>(const StreamId&) const = default;
+};
+
+// What keep-alive needs of an entry this consumer holds: numbers and a pointer, nothing to allocate
+// per entry (an entry is added and removed once per message, on different threads).
 struct Held {
-  std::string stream;
-  std::string id;
+  const std::string* stream = nullptr;
+  StreamId id;
   std::int64_t deliveries = 1;
-  static Held of(const Entry& entry) { return {entry.stream, entry.id, entry.deliveries}; }
+  static Held of(const Entry& entry) { return {entry.stream, StreamId::parse(entry.id), entry.deliveries}; }
+  bool operator==(const Held& other) const { return stream == other.stream && id == other.id; }
+};
+
+struct HeldHash {
+  std::size_t operator()(const Held& held) const noexcept {
+    return std::hash<const void*>{}(held.stream) ^ (std::hash<std::uint64_t>{}(held.id.ms) * 31) ^ std::hash<std::uint64_t>{}(held.id.seq);
+  }
 };
 
 // A handled entry waiting for the group commit of its outcome.
@@ -93,13 +119,7 @@ constexpr std::size_t script_batch = 256;
 
 // The lowest and the highest of a batch's stream ids ("<ms>-<seq>"), for one XPENDING over the batch.
 std::pair<std::string, std::string> id_range(const std::vector<const std::string*>& ids) {
-  const auto parse = [](const std::string& id) {
-    std::uint64_t ms = 0, seq = 0;
-    const auto dash = id.find('-');
-    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
-    if (dash != std::string::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
-    return std::make_pair(ms, seq);
-  };
+  const auto parse = [](const std::string& id) { return StreamId::parse(id); };
   const std::string* low = ids.front();
   const std::string* high = ids.front();
   for (const auto* id : ids) {
@@ -118,7 +138,7 @@ std::optional<std::int64_t> to_integer(std::string_view text) {
 
 // [[id, [field, value, ...]], ...] -> entries. The strings are moved out of the reply; every field is
 // kept as text only for an entry without the envelope field (its dead letter shows what it had).
-void collect_entries(const std::string& stream, Reply& list, std::vector<Entry>& out) {
+void collect_entries(const std::string* stream, Reply& list, std::vector<Entry>& out) {
   if (!list.is_array()) return;
   for (auto& item : list.elements) {
     if (!item.is_array() || item.elements.size() != 2 || !item.elements[0].is_string()) continue;
@@ -327,7 +347,8 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::vector<Entry> entries;
     if (reply.is_array()) {
       for (auto& stream : reply.elements) {
-        if (stream.is_array() && stream.elements.size() == 2) collect_entries(stream.elements[0].text, stream.elements[1], entries);
+        if (!stream.is_array() || stream.elements.size() != 2) continue;
+        if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], entries);
       }
     }
     admit(std::move(entries), Source::new_entries);
@@ -342,7 +363,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // lost meanwhile are dropped.
   void admit(std::vector<Entry> entries, Source source) {
     std::vector<Entry> ready;
-    std::map<std::string, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
+    std::map<const std::string*, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
     const std::string mark_prefix = keys_.group_key(options_.group, "mark") + ":";
     for (auto& entry : entries) {
       if (entry.body) {
@@ -359,7 +380,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     for (auto& [stream, batch] : to_begin) {
       for (std::size_t first = 0; first < batch.size(); first += script_batch) {
-        begin(stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
+        begin(*stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
       }
     }
     enqueue(std::move(ready));
@@ -454,7 +475,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         Entry& entry = *other_carrier[i].first;
         const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
         if (carrier_pending) {
-          finish(shared_->retry_script, entry, {entry.stream, retry_set_, no_mark()},
+          finish(shared_->retry_script, entry, {*entry.stream, retry_set_, no_mark()},
                  {std::to_string(same_id_in_flight_delay.count()), *entry.body, ""});
         } else {
           already_done.push_back(Completion{std::move(entry), {}, false});
@@ -465,8 +486,14 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // What an envelope id's mark holds while this entry carries it.
-  std::string mark_of(const Entry& entry) const { return std::string(mark_prefix(entry.stream)) + "|" + entry.id; }
-  std::string_view mark_prefix(const std::string& stream) const { return stream == keys_.stream ? "t" : "r"; }
+  std::string mark_of(const Entry& entry) const { return std::string(entry.stream == &keys_.stream ? "t" : "r") + "|" + entry.id; }
+
+  // The subscription's own name for a stream a reply names (nullptr for one it does not read).
+  const std::string* stream_named(std::string_view name) const {
+    if (name == keys_.stream) return &keys_.stream;
+    if (name == redeliveries_) return &redeliveries_;
+    return nullptr;
+  }
 
   void pause_after_error(const Error& error) {
     shared_->logger.warn("read failed; retrying", {{"topic", topic_}, {"group", options_.group}, {"error", error.message()}});
@@ -504,10 +531,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   // dead consumer that held more than one read's worth is taken over in one pass.
   void reclaim() {
     constexpr int max_rounds = 8;
-    for (const auto& stream : {keys_.stream, redeliveries_}) {
+    for (const std::string* stream : {&keys_.stream, &redeliveries_}) {
       std::string cursor = "0-0";
       for (int round = 0; round < max_rounds; ++round) {
-        auto reply = reader_connection_->execute(Command{"XAUTOCLAIM", stream, options_.group, options_.consumer,
+        auto reply = reader_connection_->execute(Command{"XAUTOCLAIM", *stream, options_.group, options_.consumer,
                                                          std::to_string(shared_->options.reclaim_idle.count()), cursor,
                                                          "COUNT", std::to_string(shared_->options.read_count)});
         if (!reply || !reply->is_array() || reply->elements.size() < 2) break;
@@ -516,11 +543,11 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (reply->elements.size() >= 3 && reply->elements[2].is_array()) {
           for (const auto& deleted : reply->elements[2].elements) {
             // Trimmed while pending: the body is gone. Recorded, never read as an empty message.
-            record_lost_entry(stream, deleted.text);
+            record_lost_entry(*stream, deleted.text);
           }
         }
         cursor = reply->elements[0].text;
-        if (!claimed.empty()) take_over(stream, std::move(claimed));
+        if (!claimed.empty()) take_over(*stream, std::move(claimed));
         if (cursor == "0-0" || cursor.empty()) break;
       }
     }
@@ -553,24 +580,26 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void keep_alive() {
-    std::map<std::string, std::vector<Held>> by_stream;
+    std::map<const std::string*, std::vector<Held>> by_stream;
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [key, entry] : running_) by_stream[entry.stream].push_back(entry);
+      for (const auto& entry : running_) by_stream[entry.stream].push_back(entry);
       for (const auto& entry : queue_) by_stream[entry.stream].push_back(Held::of(entry));
     }
     for (const auto& [stream, held] : by_stream) {
       for (std::size_t first = 0; first < held.size(); first += script_batch) {
         const auto last = std::min(held.size(), first + script_batch);
-        std::vector<const std::string*> ids;
-        for (std::size_t i = first; i < last; ++i) ids.push_back(&held[i].id);
-        const auto [low, high] = id_range(ids);
+        std::vector<std::string> ids;
+        for (std::size_t i = first; i < last; ++i) ids.push_back(held[i].id.text());
+        std::vector<const std::string*> id_pointers;
+        for (const auto& id : ids) id_pointers.push_back(&id);
+        const auto [low, high] = id_range(id_pointers);
         std::vector<std::string> arguments{options_.group, options_.consumer, low, high};
         for (std::size_t i = first; i < last; ++i) {
-          arguments.push_back(held[i].id);
+          arguments.push_back(ids[i - first]);
           arguments.push_back(std::to_string(held[i].deliveries));
         }
-        auto kept = shared_->keep_alive_script.run(*reader_connection_, {stream}, arguments);
+        auto kept = shared_->keep_alive_script.run(*reader_connection_, {*stream}, arguments);
         if (!kept) shared_->logger.warn("keep-alive failed", {{"topic", topic_}, {"error", kept.error().message()}});
       }
     }
@@ -598,7 +627,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (!work_ready_.wait(lock, stop_.get_token(), [&] { return !queue_.empty(); }) || stop_.stop_requested()) return;
         const std::size_t take = share_size(queue_.size());
         for (std::size_t i = 0; i < take; ++i) {
-          running_.emplace(held_key(queue_.front()), Held::of(queue_.front()));
+          running_.insert(Held::of(queue_.front()));
           share.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
@@ -640,9 +669,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Caller holds mutex_.
-  void forget(const Entry& entry) { running_.erase(held_key(entry)); }
-
-  static std::string held_key(const Entry& entry) { return entry.stream + '/' + entry.id; }
+  void forget(const Entry& entry) { running_.erase(Held::of(entry)); }
 
   void commit(std::vector<Completion> completions) {
     std::lock_guard lock(mutex_);
@@ -671,10 +698,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void record(std::vector<Completion>& batch) {
-    std::map<std::string, std::vector<Completion*>> by_stream;
+    std::map<const std::string*, std::vector<Completion*>> by_stream;
     for (auto& completion : batch) by_stream[completion.entry.stream].push_back(&completion);
     for (auto& [stream, completions] : by_stream) {
-      std::vector<std::string> keys{stream};
+      std::vector<std::string> keys{*stream};
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
       const auto [low, high] = id_range(ids);
@@ -764,7 +791,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     } else {
       RetrySchedule schedule(policy);
       const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
-      finish(shared_->retry_script, entry, {entry.stream, retry_set_, mark_key_of(entry)},
+      finish(shared_->retry_script, entry, {*entry.stream, retry_set_, mark_key_of(entry)},
              {std::to_string(delay.count()), encode(retry_envelope(envelope)), mark_of(entry)});
     }
     return std::nullopt;
@@ -776,13 +803,13 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::string mark_key_of(const Entry& entry) const { return entry.mark_key.empty() ? no_mark() : entry.mark_key; }
 
   void dead_letter(const Entry& entry, const std::string& original, const DeadLetterRecord& record) {
-    finish(shared_->dead_letter_script, entry, {entry.stream, keys_.dead_letters, mark_key_of(entry)},
+    finish(shared_->dead_letter_script, entry, {*entry.stream, keys_.dead_letters, mark_key_of(entry)},
            {original, record.reason, record.error, std::to_string(record.attempts),
             format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_,
             entry.mark_key.empty() ? std::string() : mark_of(entry)});
   }
 
-  void release(const Entry& entry) { finish(shared_->release_script, entry, {entry.stream}, {}); }
+  void release(const Entry& entry) { finish(shared_->release_script, entry, {*entry.stream}, {}); }
 
   // A script that records an outcome is retried while Redis is briefly away (a restart): giving up
   // would leave work done but unrecorded, to be done again. The entry stays ours meanwhile, since
@@ -840,7 +867,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::condition_variable_any commit_ready_;  // the committer waits here for outcomes
   std::deque<Entry> queue_;     // read, not yet started
   // Being handled or waiting for the group commit (kept alive), by stream and id.
-  std::unordered_map<std::string, Held> running_;
+  std::unordered_set<Held, HeldHash> running_;
   std::deque<Completion> commits_;  // handled, outcome not yet recorded
   std::atomic<std::int64_t> handler_average_us_{0};  // recent handler time, for the read-ahead
   bool workers_done_ = false;       // set by stop() once the workers have returned
