@@ -78,6 +78,42 @@ TEST_P(RedisConnection, ManyThreadsShareOnePipelinedConnection) {
   EXPECT_EQ(connection.execute({"GET", "counter"})->text, "2000");
 }
 
+// Callers that time out while others wait (a stalled server) leave the connection usable for all:
+// with the caller driver, whoever runs the I/O may be the one that gives up.
+TEST_P(RedisConnection, ManyThreadsComeBackTogetherAfterAStall) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server), GetParam());
+  ASSERT_TRUE(connection.execute({"PING"}));
+  std::atomic<int> successes{0};
+  std::atomic<int> successes_after{0};
+  std::atomic<bool> resumed{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      const auto until = std::chrono::steady_clock::now() + 20s;
+      while (std::chrono::steady_clock::now() < until) {
+        const bool after = resumed.load();
+        if (connection.execute({"INCR", "counter"}, 200ms)) {
+          ++successes;
+          if (after && ++successes_after >= 6 * 20) return;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  ::kill(server.pid(), SIGSTOP);
+  std::this_thread::sleep_for(600ms);
+  ::kill(server.pid(), SIGCONT);
+  std::this_thread::sleep_for(100ms);
+  resumed = true;
+  for (auto& thread : threads) thread.join();
+  EXPECT_GE(successes_after.load(), 6 * 20) << "the callers did not all come back after the stall";
+  auto counter = connection.execute({"GET", "counter"});
+  ASSERT_TRUE(counter) << counter.error().message();
+  // A timed-out INCR may still have run once the server went on: at least every answered one counted.
+  EXPECT_GE(std::stoi(counter->text), successes.load());
+}
+
 TEST_P(RedisConnection, PipelineKeepsReplyOrderAndPerCommandErrors) {
   RedisServer server({.append_only = false});
   Connection connection(options_for(server), GetParam());

@@ -119,12 +119,11 @@ constexpr std::size_t script_batch = 256;
 
 // The lowest and the highest of a batch's stream ids ("<ms>-<seq>"), for one XPENDING over the batch.
 std::pair<std::string, std::string> id_range(const std::vector<const std::string*>& ids) {
-  const auto parse = [](const std::string& id) { return StreamId::parse(id); };
   const std::string* low = ids.front();
   const std::string* high = ids.front();
   for (const auto* id : ids) {
-    if (parse(*id) < parse(*low)) low = id;
-    if (parse(*high) < parse(*id)) high = id;
+    if (StreamId::parse(*id) < StreamId::parse(*low)) low = id;
+    if (StreamId::parse(*high) < StreamId::parse(*id)) high = id;
   }
   return {*low, *high};
 }
