@@ -2,9 +2,10 @@
 // One pipelined connection to Redis, shared by any number of threads.
 //
 // Callers block on a reply (the ports are blocking); underneath, an Asio io thread writes every
-// queued command in one batch and matches replies in order. A connection driven by its caller has no
-// io thread: the thread waiting for a reply runs the I/O itself, which saves the two thread
-// wake-ups of every round trip (hand the request to the io thread, hand the reply back). The connection reconnects by itself
+// queued command in one batch and matches replies in order. A connection driven by its caller has
+// no io thread: the thread waiting for a reply runs the I/O itself, which saves the two thread
+// wake-ups of every round trip (hand the request to the io thread, hand the reply back).
+// The connection reconnects by itself
 // with the configured backoff, re-running AUTH, SELECT and CLIENT SETNAME; requests made while it is
 // away wait for it up to their timeout. A request that times out on a live connection closes it
 // (the late reply would shift every later one), so the next requests get a fresh one.
