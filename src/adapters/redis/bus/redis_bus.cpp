@@ -700,32 +700,48 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::map<const std::string*, std::vector<Completion*>> by_stream;
     for (auto& completion : batch) by_stream[completion.entry.stream].push_back(&completion);
     for (auto& [stream, completions] : by_stream) {
+      // Plain entries (first delivery, no outputs) first, as ids alone; the others in full.
+      std::stable_partition(completions.begin(), completions.end(), [](const Completion* completion) {
+        return completion->entry.deliveries == 1 && completion->outputs.empty();
+      });
+      const auto plain = static_cast<std::size_t>(std::count_if(completions.begin(), completions.end(), [](const Completion* completion) {
+        return completion->entry.deliveries == 1 && completion->outputs.empty();
+      }));
       std::vector<std::string> keys{*stream};
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
       const auto [low, high] = id_range(ids);
-      std::vector<std::string> arguments{options_.group, options_.consumer, low, high};
-      for (const auto* completion : completions) {
-        arguments.push_back(completion->entry.id);
-        arguments.push_back(std::to_string(completion->entry.deliveries));
-        arguments.push_back(std::to_string(completion->outputs.size()));
-        for (const auto& output : completion->outputs) {
+      std::vector<std::string> arguments{options_.group, options_.consumer, low, high, std::to_string(plain)};
+      arguments.reserve(5 + completions.size());
+      for (std::size_t i = 0; i < completions.size(); ++i) {
+        const auto& completion = *completions[i];
+        arguments.push_back(completion.entry.id);
+        if (i < plain) continue;
+        arguments.push_back(std::to_string(completion.entry.deliveries));
+        arguments.push_back(std::to_string(completion.outputs.size()));
+        for (const auto& output : completion.outputs) {
           keys.push_back(TopicKeys(shared_->options, output.topic).stream);
           arguments.push_back(output.body);
         }
       }
       auto done = persistently([&] { return shared_->complete_batch_script.run(*commit_connection_, keys, arguments); });
-      if (!done || !done->is_array() || done->elements.size() != completions.size()) {
+      if (!done || !done->is_array()) {
         // Unknown whether it ran: the entries stay pending and come back through reclaim; the
         // marks keep completed ones from running again.
         shared_->logger.warn("outcomes not recorded", {{"topic", topic_}, {"count", completions.size()},
                                                        {"error", done ? std::string("unexpected reply") : done.error().message()}});
         continue;
       }
+      std::vector<bool> refused(completions.size(), false);
+      for (const auto& position : done->elements) {
+        if (position.integer >= 1 && static_cast<std::size_t>(position.integer) <= completions.size()) {
+          refused[static_cast<std::size_t>(position.integer) - 1] = true;
+        }
+      }
       std::vector<std::string> lost_marks, lost_refs;  // finished without outputs after being lost
       for (std::size_t i = 0; i < completions.size(); ++i) {
         const auto& completion = *completions[i];
-        if (done->elements[i].integer == 1) {
+        if (!refused[i]) {
           if (completion.handled_here && options_.on_acked) options_.on_acked(*completion.entry.envelope);
           continue;
         }

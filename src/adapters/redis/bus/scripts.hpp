@@ -39,29 +39,37 @@ end
 // the envelope id done: its mark names this entry). A consumer that lost an entry changes nothing
 // here; for one without outputs it then runs mark_done (the work did happen, and whoever holds the
 // entry now must skip it if it has not begun). Marks are not passed here: that rare case is the only
-// one that touches them, and a key per entry costs the server on every commit.
-// KEYS: stream, then per entry one stream per output.
-// ARGV: group, consumer, the batch's lowest and highest id, then per entry: id, deliveries, output
-// count, the outputs. Returns 1 (completed) or 0 (refused: not ours any more) per entry.
+// one that touches them, and a key per entry costs the server on every commit. The common entry
+// (first delivery, no outputs) is passed as its id alone: per entry, every argument and every Lua
+// value is server time.
+// KEYS: stream, then one stream per output of the full entries.
+// ARGV: group, consumer, the batch's lowest and highest id, the number of plain entries, their ids,
+// then per full entry: id, deliveries, output count, the outputs.
+// Returns the positions (1-based, plain entries first) of the entries refused: not ours any more.
 constexpr std::string_view complete_batch = R"lua(
-local result, acks = {}, {}
+local refused, acks = {}, {}
 local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-local k, a, i = 1, 5, 0
+local plain = tonumber(ARGV[5])
+local position = 0
+for a = 6, 5 + plain do
+  position = position + 1
+  if held[ARGV[a]] == 1 then acks[#acks + 1] = ARGV[a] else refused[#refused + 1] = position end
+end
+local k, a = 1, 6 + plain
 while a <= #ARGV do
-  i = i + 1
+  position = position + 1
   local id, outputs = ARGV[a], tonumber(ARGV[a + 2])
   if held[id] == tonumber(ARGV[a + 1]) then
     for j = 1, outputs do redis.call('XADD', KEYS[k + j], '*', 'e', ARGV[a + 2 + j]) end
     acks[#acks + 1] = id
-    result[i] = 1
   else
-    result[i] = 0
+    refused[#refused + 1] = position
   end
   k = k + outputs
   a = a + 3 + outputs
 end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
-return result
+return refused
 )lua";
 
 // Marks envelope ids done whose marks still name the entries a consumer finished after losing them.
