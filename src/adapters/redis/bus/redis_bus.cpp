@@ -121,9 +121,18 @@ constexpr std::size_t script_batch = 256;
 std::pair<std::string, std::string> id_range(const std::vector<const std::string*>& ids) {
   const std::string* low = ids.front();
   const std::string* high = ids.front();
+  StreamId lowest = StreamId::parse(*low);
+  StreamId highest = lowest;
   for (const auto* id : ids) {
-    if (StreamId::parse(*id) < StreamId::parse(*low)) low = id;
-    if (StreamId::parse(*high) < StreamId::parse(*id)) high = id;
+    const StreamId parsed = StreamId::parse(*id);
+    if (parsed < lowest) {
+      lowest = parsed;
+      low = id;
+    }
+    if (highest < parsed) {
+      highest = parsed;
+      high = id;
+    }
   }
   return {*low, *high};
 }
@@ -701,12 +710,10 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (auto& completion : batch) by_stream[completion.entry.stream].push_back(&completion);
     for (auto& [stream, completions] : by_stream) {
       // Plain entries (first delivery, no outputs) first, as ids alone; the others in full.
-      std::stable_partition(completions.begin(), completions.end(), [](const Completion* completion) {
+      const auto plain_end = std::stable_partition(completions.begin(), completions.end(), [](const Completion* completion) {
         return completion->entry.deliveries == 1 && completion->outputs.empty();
       });
-      const auto plain = static_cast<std::size_t>(std::count_if(completions.begin(), completions.end(), [](const Completion* completion) {
-        return completion->entry.deliveries == 1 && completion->outputs.empty();
-      }));
+      const auto plain = static_cast<std::size_t>(plain_end - completions.begin());
       std::vector<std::string> keys{*stream};
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
