@@ -290,7 +290,8 @@ TEST_P(RedisConnection, ABlockingCommandWaitsForItsAnswer) {
   RedisServer server({.append_only = false});
   Connection connection(options_for(server), GetParam());
   std::thread pusher([&] {
-    std::this_thread::sleep_for(100ms);
+    // Pushed only once the BLPOP is blocked in the server, so the reply is one that waited.
+    test::eventually([&] { return server.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos; }, 5s);
     server.cli({"RPUSH", "jobs", "one"});
   });
   auto popped = connection.execute({"BLPOP", "jobs", "5"}, 6s);
