@@ -7,6 +7,41 @@
 #include "baton/core/time.hpp"
 
 namespace baton::orchestrator {
+namespace {
+
+std::string not_an_array(std::string_view corr_id) {
+  return "the trace of " + std::string(corr_id) + " is not a JSON array";
+}
+
+// A trace recorded before traces were lists: one value holding a JSON array of the events.
+Result<std::optional<std::pair<boost::json::array, ports::Version>>> read_array_trace(ports::KVStore& kv, const std::string& key,
+                                                                                    std::string_view corr_id) {
+  auto current = kv.get(key);
+  if (!current) return std::move(current).error();
+  if (!*current) return std::optional<std::pair<boost::json::array, ports::Version>>{};
+  boost::system::error_code error;
+  auto parsed = boost::json::parse((*current)->value, error);
+  if (error || !parsed.is_array()) return Error{errc::decode_failed, not_an_array(corr_id)};
+  return std::optional{std::pair{std::move(parsed.get_array()), (*current)->version}};
+}
+
+// Turns an array trace into a list with the same events, so that appending works again. Another
+// writer converting it at the same time is fine: only one of them removes the array (del_if).
+Result<void> convert_array_trace(ports::KVStore& kv, const std::string& key, std::string_view corr_id) {
+  auto old = read_array_trace(kv, key, corr_id);
+  if (!old) return old.error() == errc::wrong_type ? Result<void>{} : Result<void>{std::move(old).error()};
+  if (!*old) return {};
+  if (auto removed = kv.del_if(key, (*old)->second); !removed) {
+    if (removed.error() == errc::conflict || removed.error() == errc::wrong_type) return {};
+    return removed;
+  }
+  for (const auto& event : (*old)->first) {
+    if (auto appended = kv.append(key, boost::json::serialize(event), max_trace_events, trace_ttl); !appended) return appended;
+  }
+  return {};
+}
+
+}  // namespace
 
 std::string trace_key(std::string_view tenant_id, std::string_view corr_id) {
   return keys::tenant_key(tenant_id, "trace", corr_id);
@@ -18,35 +53,39 @@ Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, 
     event["at"] = format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()));
   }
   const auto key = trace_key(tenant_id, corr_id);
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    auto current = kv.get(key);
-    if (!current) return std::move(current).error();
-    boost::json::array events;
-    ports::Version version = ports::absent_version;
-    if (*current) {
-      version = (*current)->version;
-      boost::system::error_code error;
-      auto parsed = boost::json::parse((*current)->value, error);
-      if (!error && parsed.is_array()) events = std::move(parsed.get_array());
-    }
-    if (events.size() >= max_trace_events) events.erase(events.begin());
-    events.push_back(event);
-    auto written = kv.cas(key, version, boost::json::serialize(events), trace_ttl);
-    if (written) return {};
-    if (written.error() != errc::conflict) return std::move(written).error();
-  }
-  return Error{errc::conflict, "trace of " + std::string(corr_id) + ": too many concurrent writers"};
+  const auto item = boost::json::serialize(event);
+  auto appended = kv.append(key, item, max_trace_events, trace_ttl);
+  if (appended || appended.error() != errc::wrong_type) return appended;
+  if (auto converted = convert_array_trace(kv, key, corr_id); !converted) return converted;
+  return kv.append(key, item, max_trace_events, trace_ttl);
 }
 
 Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id) {
-  auto current = kv.get(trace_key(tenant_id, corr_id));
-  if (!current) return std::move(current).error();
-  if (!*current) return Error{errc::not_found, "no trace for correlation id " + std::string(corr_id) + " (tenant " +
-                                                   std::string(tenant_id) + ")"};
-  boost::system::error_code error;
-  auto parsed = boost::json::parse((*current)->value, error);
-  if (error || !parsed.is_array()) return Error{errc::decode_failed, "the trace of " + std::string(corr_id) + " is not a JSON array"};
-  return std::move(parsed.get_array());
+  const auto key = trace_key(tenant_id, corr_id);
+  const auto nothing = [&] {
+    return Error{errc::not_found, "no trace for correlation id " + std::string(corr_id) + " (tenant " + std::string(tenant_id) + ")"};
+  };
+  auto items = kv.items(key);
+  if (!items) {
+    if (items.error() != errc::wrong_type) return std::move(items).error();
+    auto old = read_array_trace(kv, key, corr_id);
+    if (!old) return std::move(old).error();
+    if (!*old) return nothing();
+    return std::move((*old)->first);
+  }
+  if (items->empty()) return nothing();
+  boost::json::array events;
+  events.reserve(items->size());
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    boost::system::error_code error;
+    auto parsed = boost::json::parse((*items)[i], error);
+    if (error || !parsed.is_object()) {
+      return Error{errc::decode_failed, "event " + std::to_string(i + 1) + " of the trace of " + std::string(corr_id) +
+                                            " is not a JSON object"};
+    }
+    events.push_back(std::move(parsed));
+  }
+  return events;
 }
 
 }  // namespace baton::orchestrator

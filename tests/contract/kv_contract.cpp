@@ -246,6 +246,117 @@ void health_is_ok(KvCase& t) {
   EXPECT_TRUE(health.ok) << health.detail;
 }
 
+using Items = std::vector<std::string>;
+
+void append_adds_in_order_and_items_reads_them_back(KvCase& t) {
+  auto none = t.kv().items(t.key("log"));
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_TRUE(none->empty());
+  const std::string bytes("x\0y\r\n\xff", 6);
+  for (const std::string item : {"first", "second", ""}) ASSERT_TRUE(t.kv().append(t.key("log"), item, 0));
+  ASSERT_TRUE(t.kv().append(t.key("log"), bytes, 0));
+  auto items = t.kv().items(t.key("log"));
+  ASSERT_TRUE(items) << items.error().message();
+  EXPECT_EQ(*items, (Items{"first", "second", "", bytes}));
+}
+
+void append_keeps_only_the_newest_items(KvCase& t) {
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(t.kv().append(t.key("capped"), std::to_string(i), 3));
+  auto items = t.kv().items(t.key("capped"));
+  ASSERT_TRUE(items) << items.error().message();
+  EXPECT_EQ(*items, (Items{"3", "4", "5"}));
+}
+
+void append_with_ttl_expires_and_without_keeps_the_ttl(KvCase& t) {
+  ASSERT_TRUE(t.kv().append(t.key("brief"), "a", 0, 200ms));
+  ASSERT_TRUE(t.kv().append(t.key("brief"), "b", 0));  // no TTL: the list keeps the one it has
+  ASSERT_TRUE(t.kv().append(t.key("kept"), "stays", 0));
+  auto before = t.kv().items(t.key("brief"));
+  ASSERT_TRUE(before);
+  EXPECT_EQ(*before, (Items{"a", "b"})) << "expired too early";
+  t.advance(250ms);
+  EXPECT_TRUE(test::eventually([&] {
+    auto items = t.kv().items(t.key("brief"));
+    return items && items->empty();
+  }, 5s)) << "the list outlived its TTL";
+  auto kept = t.kv().items(t.key("kept"));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, (Items{"stays"})) << "a list without TTL expired";
+}
+
+void lists_and_values_do_not_mix(KvCase& t) {
+  ASSERT_TRUE(t.kv().set(t.key("value"), "text", 60s));
+  auto appended = t.kv().append(t.key("value"), "item", 0, 200ms);
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error(), errc::wrong_type) << appended.error().message();
+  EXPECT_NE(appended.error().message().find(t.key("value")), std::string::npos) << appended.error().message();
+  auto listed = t.kv().items(t.key("value"));
+  ASSERT_FALSE(listed);
+  EXPECT_EQ(listed.error(), errc::wrong_type) << listed.error().message();
+  // Let the refused append's TTL pass, in the store's time and (for a real server) in real time.
+  t.advance(250ms);
+  std::this_thread::sleep_for(250ms);
+  auto value = t.kv().get(t.key("value"));
+  ASSERT_TRUE(value && value->has_value()) << "a refused append changed the value or its TTL";
+  EXPECT_EQ((*value)->value, "text");
+
+  ASSERT_TRUE(t.kv().append(t.key("list"), "item", 0));
+  auto got = t.kv().get(t.key("list"));
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error(), errc::wrong_type) << got.error().message();
+  EXPECT_NE(got.error().message().find("list"), std::string::npos) << got.error().message();
+  auto counted = t.kv().incr(t.key("list"));
+  ASSERT_FALSE(counted);
+  EXPECT_EQ(counted.error(), errc::wrong_type) << counted.error().message();
+  auto swapped = t.kv().cas(t.key("list"), absent_version, "v");
+  ASSERT_FALSE(swapped);
+  EXPECT_EQ(swapped.error(), errc::wrong_type) << swapped.error().message();
+  auto removed_if = t.kv().del_if(t.key("list"), 1);
+  ASSERT_FALSE(removed_if);
+  EXPECT_EQ(removed_if.error(), errc::wrong_type) << removed_if.error().message();
+  auto still = t.kv().items(t.key("list"));
+  ASSERT_TRUE(still);
+  EXPECT_EQ(*still, (Items{"item"}));
+
+  ASSERT_TRUE(t.kv().set(t.key("list"), "now a value"));
+  auto replaced = t.kv().get(t.key("list"));
+  ASSERT_TRUE(replaced && replaced->has_value()) << (replaced ? "" : replaced.error().message());
+  EXPECT_EQ((*replaced)->value, "now a value");
+  ASSERT_TRUE(t.kv().append(t.key("other"), "item", 0));
+  auto removed = t.kv().del(t.key("other"));
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(*removed);
+  auto gone = t.kv().items(t.key("other"));
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->empty());
+}
+
+void append_loses_nothing_under_8_threads(KvCase& t) {
+  constexpr int threads = 8;
+  constexpr int per_thread = 50;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < threads; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < per_thread; ++i) {
+        auto appended = t.kv().append(t.key("shared"), std::to_string(w) + ":" + std::to_string(i), 0);
+        EXPECT_TRUE(appended) << appended.error().message();
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  auto items = t.kv().items(t.key("shared"));
+  ASSERT_TRUE(items) << items.error().message();
+  ASSERT_EQ(items->size(), static_cast<std::size_t>(threads * per_thread));
+  EXPECT_EQ(std::set<std::string>(items->begin(), items->end()).size(), items->size());
+  // Each writer's own items stay in the order it wrote them.
+  std::vector<int> next(threads, 0);
+  for (const auto& item : *items) {
+    const auto colon = item.find(':');
+    const int w = std::stoi(item.substr(0, colon));
+    EXPECT_EQ(std::stoi(item.substr(colon + 1)), next[w]++) << item;
+  }
+}
+
 void dedup_says_first_once_under_8_threads(KvCase& t) {
   auto envelope = make_envelope("test.dedup", boost::json::value(1),
                                 EnvelopeOptions{.tenant_id = "tenant-" + std::to_string(::getpid())});
@@ -380,6 +491,11 @@ constexpr detail::NamedCase<KvCase> kv_cases[] = {
     {"KvDelIfChecksTheVersion", del_if_checks_the_version},
     {"KvBadInputIsInvalidArgument", bad_input_is_invalid_argument},
     {"KvHealthIsOk", health_is_ok},
+    {"KvAppendAddsInOrderAndItemsReadsThemBack", append_adds_in_order_and_items_reads_them_back},
+    {"KvAppendKeepsOnlyTheNewestItems", append_keeps_only_the_newest_items},
+    {"KvAppendWithTtlExpiresAndWithoutKeepsTheTtl", append_with_ttl_expires_and_without_keeps_the_ttl},
+    {"KvListsAndValuesDoNotMix", lists_and_values_do_not_mix},
+    {"KvAppendLosesNothingUnder8Threads", append_loses_nothing_under_8_threads},
     {"DedupSaysFirstOnceUnder8Threads", dedup_says_first_once_under_8_threads},
     {"OnceRunsExactlyOnceUnder8Threads", once_runs_exactly_once_under_8_threads},
     {"OnceServesTheStoredResultLater", once_serves_the_stored_result_later},

@@ -304,5 +304,44 @@ TEST(Orchestrator, RefusesABusWithoutAtomicHandOff) {
   EXPECT_EQ(started.error().detail, "phase \"plan\": the bus cannot hand off atomically");
 }
 
+TEST(Trace, KeepsTheNewestEventsInOrder) {
+  auto kv = adapters::memory::make_memory_kv();
+  for (std::size_t i = 0; i < max_trace_events + 3; ++i) {
+    ASSERT_TRUE(record_trace_event(*kv, "acme", "corr-1", boost::json::object{{"event", "handled"}, {"n", i}}));
+  }
+  const auto events = read_trace(*kv, "acme", "corr-1");
+  ASSERT_TRUE(events) << events.error().message();
+  ASSERT_EQ(events->size(), max_trace_events);
+  EXPECT_EQ(events->front().at("n"), 3);
+  EXPECT_EQ(events->back().at("n"), max_trace_events + 2);
+  EXPECT_TRUE(events->front().as_object().contains("at"));
+  EXPECT_EQ(read_trace(*kv, "acme", "corr-2").error(), errc::not_found);
+}
+
+TEST(Trace, ATraceAnEarlierVersionWroteIsReadAndExtended) {
+  auto kv = adapters::memory::make_memory_kv();
+  // Before traces were lists, a trace was one value holding a JSON array.
+  ASSERT_TRUE(kv->set(trace_key("acme", "old"), R"([{"event":"submitted"},{"event":"handled","phase":"plan"}])"));
+  const auto before = read_trace(*kv, "acme", "old");
+  ASSERT_TRUE(before) << before.error().message();
+  EXPECT_EQ(before->size(), 2u);
+  ASSERT_TRUE(record_trace_event(*kv, "acme", "old", boost::json::object{{"event", "handled"}, {"phase", "code"}}));
+  const auto after = read_trace(*kv, "acme", "old");
+  ASSERT_TRUE(after) << after.error().message();
+  ASSERT_EQ(after->size(), 3u);
+  EXPECT_EQ(after->at(0).at("event"), "submitted");
+  EXPECT_EQ(after->at(2).at("phase"), "code");
+}
+
+TEST(Trace, AnEventThatIsNotJsonIsNamed) {
+  auto kv = adapters::memory::make_memory_kv();
+  ASSERT_TRUE(record_trace_event(*kv, "acme", "bad", boost::json::object{{"event", "submitted"}}));
+  ASSERT_TRUE(kv->append(trace_key("acme", "bad"), "{not json", 0));
+  const auto events = read_trace(*kv, "acme", "bad");
+  ASSERT_FALSE(events);
+  EXPECT_EQ(events.error(), errc::decode_failed);
+  EXPECT_EQ(events.error().detail, "event 2 of the trace of bad is not a JSON object");
+}
+
 }  // namespace
 }  // namespace baton::orchestrator

@@ -1,6 +1,6 @@
 #pragma once
 // The story of one correlation id across phases, kept in the KV store under
-// "t:<tenant>:trace:<corr_id>" as a JSON array of events, oldest first:
+// "t:<tenant>:trace:<corr_id>" as a list (KVStore::append) of JSON events, oldest first:
 //   {"event":"submitted","topic":...,"msg_id":...,"at":...}
 //   {"event":"handled"|"failed"|"timed_out"|"dead_lettered","phase":...,"msg_id":...,"attempt":N,
 //    "at":...,"elapsed_ms":N[,"error":...][,"next_msg_id":...,"to":...]}
@@ -23,11 +23,14 @@ inline constexpr std::chrono::hours trace_ttl{24 * 7};
 
 std::string trace_key(std::string_view tenant_id, std::string_view corr_id);
 
-// Appends an event (compare-and-swap, retried on conflict). Adds "at" when the event has none.
+// Appends an event: one KVStore::append, keeping the newest max_trace_events. Adds "at" when the
+// event has none. A trace an earlier version wrote (one value holding a JSON array) is turned
+// into a list first.
 Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id,
                                 boost::json::object event);
 
-// The events, oldest first; errc::not_found when nothing was recorded for that id.
+// The events, oldest first (also of a trace an earlier version wrote); errc::not_found when
+// nothing was recorded for that id.
 Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id);
 
 }  // namespace baton::orchestrator

@@ -11,9 +11,10 @@
 //   re-create). Version 0 means "absent" in `cas`.
 // - Expiry: a key with a TTL disappears once it has passed; reads never return an expired key.
 //   `set`/`cas` without a TTL store without expiry; a write replaces an earlier TTL.
-// - Atomicity: `incr`, `cas` and `del_if` are atomic against every other call on the same key, in
+// - Atomicity: `incr`, `cas`, `del_if` and `append` are atomic against every other call on the same key, in
 //   every process that shares the store. Nothing is atomic across keys.
-// - Errors: errc::conflict (version mismatch), errc::wrong_type (incr of a non-integer),
+// - Errors: errc::conflict (version mismatch), errc::wrong_type (incr of a non-integer, a list
+//   used as a value or a value as a list),
 //   errc::invalid_argument (empty key, negative TTL), errc::unavailable / errc::timeout (store not
 //   reachable; retryable), errc::permission_denied / errc::auth_failed (permanent).
 
@@ -22,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "baton/core/result.hpp"
 #include "baton/ports/health.hpp"
@@ -65,6 +67,18 @@ class KVStore {
 
   // Removes the key only if its version is `expected`; errc::conflict otherwise (also when absent).
   virtual Result<void> del_if(std::string_view key, Version expected) = 0;
+
+  // Appends `item` to the list at key (made when absent), keeps only the newest `keep_last` items
+  // (0 keeps all) and, when a TTL is given, (re)sets it; no_ttl leaves the key's expiry as it was.
+  // One call, atomic against every other call on the same key, and no read-modify-write: for
+  // logs such as a correlation id's trace, which many writers extend and nobody rewrites.
+  // A list is not a value: `get`, `incr`, `cas` and `del_if` of a list, and `append` to a value,
+  // are errc::wrong_type with nothing changed; `set` and `del` replace or remove either.
+  virtual Result<void> append(std::string_view key, std::string_view item, std::size_t keep_last,
+                              std::chrono::milliseconds ttl = no_ttl) = 0;
+
+  // The items of the list at key, oldest first; empty when the key is absent.
+  virtual Result<std::vector<std::string>> items(std::string_view key) = 0;
 
   virtual Health health() = 0;
 };

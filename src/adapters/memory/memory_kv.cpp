@@ -1,6 +1,7 @@
 #include "baton/adapters/memory/memory_kv.hpp"
 
 #include <charconv>
+#include <deque>
 #include <limits>
 #include <mutex>
 #include <unordered_map>
@@ -14,6 +15,8 @@ struct Entry {
   std::string value;
   Version version = ports::absent_version;
   std::optional<Clock::SteadyTime> expires_at;
+  bool is_list = false;  // then `items` holds it and `value`/`version` mean nothing
+  std::deque<std::string> items;
 };
 
 struct TransparentHash {
@@ -30,6 +33,7 @@ class MemoryKv final : public ports::KVStore {
     std::lock_guard lock(mutex_);
     const auto* entry = live(key);
     if (!entry) return std::optional<ports::VersionedValue>{};
+    if (entry->is_list) return list_is_not_a_value("get", key);
     return std::optional<ports::VersionedValue>{ports::VersionedValue{entry->value, entry->version}};
   }
 
@@ -52,6 +56,7 @@ class MemoryKv final : public ports::KVStore {
     std::lock_guard lock(mutex_);
     std::int64_t current = 0;
     if (const auto* entry = live(key)) {
+      if (entry->is_list) return list_is_not_a_value("incr", key);
       const auto& text = entry->value;
       const auto [end, parse_error] = std::from_chars(text.data(), text.data() + text.size(), current);
       if (parse_error != std::errc{} || end != text.data() + text.size() || text.empty()) {
@@ -75,6 +80,7 @@ class MemoryKv final : public ports::KVStore {
     if (auto bad = check(key, ttl)) return *bad;
     std::lock_guard lock(mutex_);
     const auto* entry = live(key);
+    if (entry && entry->is_list) return list_is_not_a_value("cas", key);
     const Version current = entry ? entry->version : ports::absent_version;
     if (current != expected) return conflict("cas", key, expected, current);
     return write(key, value, ttl);
@@ -84,10 +90,43 @@ class MemoryKv final : public ports::KVStore {
     if (auto bad = check_key(key)) return *bad;
     std::lock_guard lock(mutex_);
     const auto* entry = live(key);
+    if (entry && entry->is_list) return list_is_not_a_value("del_if", key);
     const Version current = entry ? entry->version : ports::absent_version;
     if (!entry || current != expected) return conflict("del_if", key, expected, current);
     entries_.erase(entries_.find(key));
     return {};
+  }
+
+  Result<void> append(std::string_view key, std::string_view item, std::size_t keep_last,
+                      std::chrono::milliseconds ttl) override {
+    if (auto bad = check(key, ttl)) return *bad;
+    std::lock_guard lock(mutex_);
+    auto* entry = live(key);
+    if (entry && !entry->is_list) {
+      return Error{errc::wrong_type, "append \"" + std::string(key) + "\": the key holds a value, not a list"};
+    }
+    if (!entry) {
+      if (++writes_since_sweep_ >= 4096) sweep();
+      entry = &entries_.emplace(std::string(key), Entry{}).first->second;
+      entry->is_list = true;
+    }
+    entry->items.emplace_back(item);
+    if (keep_last > 0) {
+      while (entry->items.size() > keep_last) entry->items.pop_front();
+    }
+    if (ttl > std::chrono::milliseconds{0}) entry->expires_at = clock_.steady_now() + ttl;
+    return {};
+  }
+
+  Result<std::vector<std::string>> items(std::string_view key) override {
+    if (auto bad = check_key(key)) return *bad;
+    std::lock_guard lock(mutex_);
+    const auto* entry = live(key);
+    if (!entry) return std::vector<std::string>{};
+    if (!entry->is_list) {
+      return Error{errc::wrong_type, "items \"" + std::string(key) + "\": the key holds a value, not a list"};
+    }
+    return std::vector<std::string>(entry->items.begin(), entry->items.end());
   }
 
   ports::Health health() override { return {true, std::chrono::microseconds{0}, "memory"}; }
@@ -104,6 +143,10 @@ class MemoryKv final : public ports::KVStore {
       return Error{errc::invalid_argument, "kv \"" + std::string(key) + "\": negative TTL"};
     }
     return std::nullopt;
+  }
+
+  static Error list_is_not_a_value(const char* operation, std::string_view key) {
+    return {errc::wrong_type, std::string(operation) + " \"" + std::string(key) + "\": the key holds a list, not a value"};
   }
 
   static Error conflict(const char* operation, std::string_view key, Version expected, Version current) {
@@ -128,6 +171,8 @@ class MemoryKv final : public ports::KVStore {
     auto found = entries_.find(key);
     if (found == entries_.end()) found = entries_.emplace(std::string(key), Entry{}).first;
     auto& entry = found->second;
+    entry.is_list = false;
+    entry.items.clear();
     entry.value.assign(value);
     // One counter for all keys: a key deleted and written again never gets an old version back.
     entry.version = ++last_version_;

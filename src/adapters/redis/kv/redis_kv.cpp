@@ -63,6 +63,16 @@ redis.call('DEL', KEYS[1])
 return {1, cur}
 )lua";
 
+// RPUSH fails before anything changed when the key holds a value (a hash), so a refused append
+// leaves the value's TTL alone, which a MULTI of the three commands would not.
+constexpr std::string_view append_lua = R"lua(
+local length = redis.call('RPUSH', KEYS[1], ARGV[1])
+local keep = tonumber(ARGV[2])
+if keep > 0 and length > keep then redis.call('LTRIM', KEYS[1], -keep, -1) end
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return length
+)lua";
+
 std::optional<std::uint64_t> to_number(std::string_view text) {
   std::uint64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -77,12 +87,12 @@ class RedisKv final : public ports::KVStore {
         set_script_(std::string(next_version_lua) + std::string(set_lua)),
         incr_script_(std::string(next_version_lua) + std::string(incr_lua)),
         cas_script_(std::string(next_version_lua) + std::string(cas_lua)),
-        del_if_script_(std::string(del_if_lua)) {}
+        del_if_script_(std::string(del_if_lua)), append_script_(std::string(append_lua)) {}
 
   Result<std::optional<ports::VersionedValue>> get(std::string_view key) override {
     if (auto bad = check(key)) return *bad;
     auto reply = connection_.execute(Command{"HMGET", full(key), "v", "ver"});
-    if (!reply) return std::move(reply).error();
+    if (!reply) return about(std::move(reply).error(), "get", key);
     const auto& fields = reply->elements;
     if (!reply->is_array() || fields.size() != 2) return unexpected("HMGET", key);
     if (fields[0].is_nil() && fields[1].is_nil()) return std::optional<ports::VersionedValue>{};
@@ -112,6 +122,7 @@ class RedisKv final : public ports::KVStore {
     auto reply = eval(incr_script_, key, {std::to_string(delta), std::to_string(ttl.count())});
     if (!reply) {
       auto error = std::move(reply).error();
+      if (error == errc::wrong_type && error.detail.find("not a 64-bit integer") == std::string::npos) return about(std::move(error), "incr", key);
       error.detail = "incr \"" + std::string(key) + "\": " + error.detail;
       return error;
     }
@@ -126,17 +137,39 @@ class RedisKv final : public ports::KVStore {
                       std::chrono::milliseconds ttl) override {
     if (auto bad = check(key, ttl)) return *bad;
     auto reply = eval(cas_script_, key, {std::to_string(expected), std::string(value), std::to_string(ttl.count())});
-    if (!reply) return std::move(reply).error();
+    if (!reply) return about(std::move(reply).error(), "cas", key);
     return conditional_outcome(*reply, "cas", key, expected);
   }
 
   Result<void> del_if(std::string_view key, Version expected) override {
     if (auto bad = check(key)) return *bad;
     auto reply = eval(del_if_script_, key, {std::to_string(expected)});
-    if (!reply) return std::move(reply).error();
+    if (!reply) return about(std::move(reply).error(), "del_if", key);
     auto outcome = conditional_outcome(*reply, "del_if", key, expected);
     if (!outcome) return std::move(outcome).error();
     return {};
+  }
+
+  Result<void> append(std::string_view key, std::string_view item, std::size_t keep_last,
+                      std::chrono::milliseconds ttl) override {
+    if (auto bad = check(key, ttl)) return *bad;
+    auto reply = eval(append_script_, key, {std::string(item), std::to_string(keep_last), std::to_string(ttl.count())});
+    if (!reply) return about(std::move(reply).error(), "append", key);
+    return {};
+  }
+
+  Result<std::vector<std::string>> items(std::string_view key) override {
+    if (auto bad = check(key)) return *bad;
+    auto reply = connection_.execute(Command{"LRANGE", full(key), "0", "-1"});
+    if (!reply) return about(std::move(reply).error(), "items", key);
+    if (!reply->is_array()) return unexpected("LRANGE", key);
+    std::vector<std::string> items;
+    items.reserve(reply->elements.size());
+    for (auto& element : reply->elements) {
+      if (!element.is_string()) return unexpected("LRANGE", key);
+      items.push_back(std::move(element.text));
+    }
+    return items;
   }
 
   ports::Health health() override { return connection_.health(); }
@@ -148,6 +181,14 @@ class RedisKv final : public ports::KVStore {
     if (key.empty()) return Error{errc::invalid_argument, "kv: the key must not be empty"};
     if (ttl < std::chrono::milliseconds{0}) return Error{errc::invalid_argument, "kv \"" + std::string(key) + "\": negative TTL"};
     return std::nullopt;
+  }
+
+  // A WRONGTYPE from Redis names neither the key nor which kind it holds; the caller needs both.
+  static Error about(Error error, const char* operation, std::string_view key) {
+    if (error != errc::wrong_type) return error;
+    const bool list_wanted = std::string_view(operation) == "append" || std::string_view(operation) == "items";
+    return {errc::wrong_type, std::string(operation) + " \"" + std::string(key) + "\": the key holds " +
+                                  (list_wanted ? "a value, not a list" : "a list, not a value")};
   }
 
   static Error unexpected(const char* operation, std::string_view key) {
@@ -183,6 +224,7 @@ class RedisKv final : public ports::KVStore {
   detail::Script incr_script_;
   detail::Script cas_script_;
   detail::Script del_if_script_;
+  detail::Script append_script_;
 };
 
 }  // namespace
