@@ -5,7 +5,8 @@
 // such as baton::ports::KVStore; they are templates so that core does not depend on the ports.
 //
 // once(store, key, fn, options):
-//   - The first caller takes a lease (set-if-absent with lease_ttl) and runs fn. A value is stored
+//   - The first caller takes a lease (set-if-absent with lease_ttl; tried before reading the key, so
+//     a first call is one round trip before fn) and runs fn. A value is stored
 //     with result_ttl, and every later caller gets that stored value without running fn.
 //   - A caller that finds the lease held waits (polling, up to wait_timeout) for the result, or with
 //     wait = false answers errc::in_progress at once.
@@ -31,6 +32,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <cstdint>
 #include <string_view>
 #include <type_traits>
 
@@ -114,16 +116,27 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
     unsure_pause = std::min(unsure_pause * 2, std::chrono::milliseconds{200});
     return true;
   };
+  // Most calls are the first for their key: the lease is tried before anything is read (one round
+  // trip instead of two), and the key is read only when the lease is refused.
+  bool assume_absent = true;
   while (true) {
-    auto stored = store.get(key);
-    if (!stored) {
-      // While a lease write is unsure, a store that is still away is waited for too.
-      if (lease_unsure_since && is_retryable(stored.error()) && pause_while_unsure()) continue;
-      return std::move(stored).error();
+    detail::OnceRecord record;  // absent
+    std::uint64_t version = 0;  // of what is stored, when something is
+    if (!assume_absent) {
+      auto stored = store.get(key);
+      if (!stored) {
+        // While a lease write is unsure, a store that is still away is waited for too.
+        if (lease_unsure_since && is_retryable(stored.error()) && pause_while_unsure()) continue;
+        return std::move(stored).error();
+      }
+      std::optional<std::string> text;
+      if (*stored) {
+        text = (*stored)->value;
+        version = (*stored)->version;
+      }
+      record = detail::parse_once_record(text);
     }
-    std::optional<std::string> text;
-    if (*stored) text = (*stored)->value;
-    auto record = detail::parse_once_record(text);
+    assume_absent = false;
 
     if (record.state == detail::OnceState::done) {
       auto value = detail::value_from_record<T>(record.result, key);
@@ -137,7 +150,7 @@ auto once(Store& store, std::string_view key, F&& fn, const OnceOptions& options
     const bool ours = record.state == detail::OnceState::running && record.owner == owner;
     if (record.state == detail::OnceState::absent || ours) {
       // Taken if absent, or renewed for a whole lease_ttl if ours (an old lease may be nearly out).
-      auto lease = store.cas(key, ours ? (*stored)->version : 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
+      auto lease = store.cas(key, ours ? version : 0 /* absent */, detail::running_once_record(owner), options.lease_ttl);
       if (!lease) {
         if (lease.error() == errc::conflict) continue;  // another caller took it first: look again
         // The write may have landed with its reply lost (the store restarted meanwhile): then the
