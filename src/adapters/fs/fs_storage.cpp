@@ -119,7 +119,9 @@ class FsStorage final : public ports::Storage {
       if (!it->is_regular_file()) continue;
       const auto name = it->path().filename().string();
       if (name.starts_with(".") && name.find(".tmp-") != std::string::npos) continue;  // a write in progress
-      paths.push_back(stdfs::relative(it->path(), root_).generic_string());
+      // Lexically: the iterator's paths are the folder's joined with names (it follows no symlinked
+      // folder), and stdfs::relative would resolve both paths in full, a readlink per segment.
+      paths.push_back(it->path().lexically_relative(root_).generic_string());
     }
     if (error) return io_error("cannot list", std::string(prefix), error.value());
     std::sort(paths.begin(), paths.end());
