@@ -227,6 +227,19 @@ TEST_P(RedisConnection, AStalledServerTimesOutThenRecovers) {
   EXPECT_TRUE(test::eventually([&] { return connection.execute({"PING"}, 500ms).has_value(); }));
 }
 
+// A server closes idle clients (its `timeout` setting, a restart of a proxy): the next call must
+// go out on a fresh connection, not be written into the closed one and fail.
+TEST_P(RedisConnection, ACallAfterTheServerClosedTheIdleConnectionSucceeds) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server), GetParam());
+  ASSERT_TRUE(connection.execute({"SET", "kept", "yes"}));
+  server.cli({"CLIENT", "KILL", "TYPE", "normal"});  // every client but redis-cli itself
+  std::this_thread::sleep_for(100ms);                // the close reaches this side while it is idle
+  auto after = connection.execute({"GET", "kept"});
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_EQ(after->text, "yes");
+}
+
 TEST_P(RedisConnectionTls, VerifiesTheServerAndWorks) {
   RedisServer server({.append_only = false, .tls = true});
   auto options = options_for(server);

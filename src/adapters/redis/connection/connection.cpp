@@ -190,6 +190,11 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     if (driver == Driver::caller) {
       std::lock_guard lock(driving);
       const auto deadline = std::chrono::steady_clock::now() + timeout;
+      // Nothing was read while no call waited: take in what came meanwhile (a close by the server,
+      // of an idle client say) before writing, so the request goes out on a fresh connection
+      // instead of into the closed one and failing. One non-blocking epoll_wait.
+      if (io.stopped()) io.restart();
+      io.poll();
       writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
       while (future.wait_for(std::chrono::seconds{0}) != std::future_status::ready) {
         if (io.stopped()) io.restart();
