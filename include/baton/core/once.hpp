@@ -6,8 +6,8 @@
 //
 // once(store, key, fn, options):
 //   - The first caller takes a lease (set-if-absent with lease_ttl; tried before reading the key, so
-//     a first call is one round trip before fn) and runs fn. A value is stored
-//     with result_ttl, and every later caller gets that stored value without running fn.
+//     a first call is one round trip before fn) and runs fn. A value is stored with result_ttl,
+//     and every later caller gets that stored value without running fn.
 //   - A caller that finds the lease held waits (polling, up to wait_timeout) for the result, or with
 //     wait = false answers errc::in_progress at once.
 //   - If fn fails, the lease is released and the error returned: the next caller runs fn again.
@@ -28,11 +28,11 @@
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <stop_token>
 #include <string>
-#include <cstdint>
 #include <string_view>
 #include <type_traits>
 

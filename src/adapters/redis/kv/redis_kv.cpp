@@ -183,12 +183,13 @@ class RedisKv final : public ports::KVStore {
     return std::nullopt;
   }
 
-  // A WRONGTYPE from Redis names neither the key nor which kind it holds; the caller needs both.
+  // Redis's WRONGTYPE names neither the key nor what was expected of it; the caller needs both.
   static Error about(Error error, const char* operation, std::string_view key) {
     if (error != errc::wrong_type) return error;
     const bool list_wanted = std::string_view(operation) == "append" || std::string_view(operation) == "items";
     return {errc::wrong_type, std::string(operation) + " \"" + std::string(key) + "\": the key holds " +
-                                  (list_wanted ? "a value, not a list" : "a list, not a value")};
+                                  (list_wanted ? "a value or data this store did not write, not a list"
+                                               : "a list or data this store did not write, not a value")};
   }
 
   static Error unexpected(const char* operation, std::string_view key) {
