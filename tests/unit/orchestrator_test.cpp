@@ -201,7 +201,9 @@ TEST_F(OrchestratorTest, EveryAttemptIsTracedUnderItsCorrelationId) {
   EXPECT_EQ(trace_events(flaky), (std::vector<std::string>{"failed:plan", "handled:plan", "handled:count"}));
   EXPECT_TRUE(test::eventually([&] { return trace_events(broken).size() == 3; }));
   EXPECT_EQ(trace_events(broken), (std::vector<std::string>{"failed:plan", "failed:plan", "dead_lettered:plan"}));
-  const auto events = read_trace(*kv_, flaky.tenant_id, flaky.corr_id).value();
+  const auto traced = read_trace(*kv_, flaky.tenant_id, flaky.corr_id);
+  ASSERT_TRUE(traced) << traced.error().message();
+  const auto& events = *traced;
   EXPECT_EQ(events.at(0).at("attempt"), 1);
   EXPECT_EQ(events.at(1).at("attempt"), 2);
   EXPECT_NE(std::string(events.at(0).at("error").as_string()).find("flaky dependency"), std::string::npos);
