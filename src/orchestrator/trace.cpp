@@ -9,10 +9,6 @@
 namespace baton::orchestrator {
 namespace {
 
-std::string not_an_array(std::string_view corr_id) {
-  return "the trace of " + std::string(corr_id) + " is not a JSON array";
-}
-
 // A trace recorded before traces were lists: one value holding a JSON array of the events.
 Result<std::optional<std::pair<boost::json::array, ports::Version>>> read_array_trace(ports::KVStore& kv, const std::string& key,
                                                                                     std::string_view corr_id) {
@@ -21,7 +17,7 @@ Result<std::optional<std::pair<boost::json::array, ports::Version>>> read_array_
   if (!*current) return std::optional<std::pair<boost::json::array, ports::Version>>{};
   boost::system::error_code error;
   auto parsed = boost::json::parse((*current)->value, error);
-  if (error || !parsed.is_array()) return Error{errc::decode_failed, not_an_array(corr_id)};
+  if (error || !parsed.is_array()) return Error{errc::decode_failed, "the trace of " + std::string(corr_id) + " is not a JSON array"};
   return std::optional{std::pair{std::move(parsed.get_array()), (*current)->version}};
 }
 
