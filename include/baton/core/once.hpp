@@ -21,6 +21,8 @@
 //     a time, so the holder of the old lease is dead or has lost the message. Without it, a worker
 //     killed inside fn would hold its message up for the whole lease_ttl.
 //   - A lease write whose reply is lost (the store restarted) is looked up again by its owner.
+//     The first lease write is one too: with the store away from the start, once() waits for it
+//     (within half of lease_ttl) before it answers the store's error.
 // deduplicate(store, envelope, ttl): Seen::first the first time an envelope id is offered within ttl,
 //   Seen::duplicate afterwards. One atomic set-if-absent: exact under concurrency.
 
