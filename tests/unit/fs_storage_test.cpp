@@ -139,6 +139,75 @@ TEST_F(FsStorageTest, ASymlinkInsideTheRootIsFine) {
   EXPECT_EQ(storage_->get("real/file.txt").value(), "x");
 }
 
+TEST_F(FsStorageTest, ARelativeSymlinkInsideTheRootIsFine) {
+  ASSERT_TRUE(storage_->put("real/file.txt", "x"));
+  stdfs::create_directory_symlink("real", root_ / "alias");
+  EXPECT_EQ(storage_->get("alias/file.txt").value(), "x");
+  ASSERT_TRUE(storage_->put("alias/other.txt", "y"));
+  EXPECT_EQ(storage_->get("real/other.txt").value(), "y");
+}
+
+// The write lands inside the root: the link is replaced, its target outside is left as it was.
+TEST_F(FsStorageTest, APutOverASymlinkReplacesTheLinkNotItsTarget) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  std::ofstream(outside / "target.txt") << "untouched";
+  stdfs::create_symlink(outside / "target.txt", root_ / "link.txt");
+  ASSERT_TRUE(storage_->put("link.txt", "mine"));
+  EXPECT_FALSE(stdfs::is_symlink(root_ / "link.txt"));
+  EXPECT_EQ(storage_->get("link.txt").value(), "mine");
+  std::ifstream target(outside / "target.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(target), {}), "untouched");
+}
+
+// A symlink to a file is listed (get decides whether it may be read); a symlinked folder is not
+// walked, so nothing outside the root is ever named; a write in progress is not listed.
+TEST_F(FsStorageTest, ListingWalksNoSymlinkedFolder) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  std::ofstream(outside / "secret.txt") << "secret";
+  ASSERT_TRUE(storage_->put("w/a.txt", "a"));
+  ASSERT_TRUE(storage_->put("w/sub/b.txt", "b"));
+  stdfs::create_symlink(root_ / "w" / "a.txt", root_ / "w" / "alias.txt");
+  stdfs::create_directory_symlink(outside, root_ / "w" / "out");
+  stdfs::create_directory_symlink(root_ / "w" / "sub", root_ / "w" / "sub-alias");
+  std::ofstream(root_ / "w" / ".c.txt.tmp-123") << "half";
+  EXPECT_EQ(storage_->list("w").value(), (std::vector<std::string>{"w/a.txt", "w/alias.txt", "w/sub/b.txt"}));
+  EXPECT_EQ(storage_->list("w/sub/").value(), (std::vector<std::string>{"w/sub/b.txt"}));
+  auto listed_file = storage_->list("w/a.txt");
+  ASSERT_FALSE(listed_file);
+  EXPECT_NE(listed_file.error().detail.find("w/a.txt"), std::string::npos) << listed_file.error().detail;
+}
+
+TEST_F(FsStorageTest, RemoveTakesAnEmptyFolderAndRefusesAPathOutOfTheRoot) {
+  ASSERT_TRUE(storage_->put("f/x.txt", "x"));
+  ASSERT_TRUE(storage_->remove("f/x.txt").value());
+  EXPECT_TRUE(storage_->remove("f").value());
+  EXPECT_FALSE(stdfs::exists(root_ / "f"));
+  EXPECT_FALSE(storage_->remove("missing/folder/x.txt").value());
+
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  std::ofstream(outside / "keep.txt") << "keep";
+  stdfs::create_directory_symlink(outside, root_ / "out");
+  auto removed = storage_->remove("out/keep.txt");
+  ASSERT_FALSE(removed);
+  EXPECT_NE(removed.error().detail.find("leads out of the storage root"), std::string::npos) << removed.error().detail;
+  EXPECT_TRUE(stdfs::exists(outside / "keep.txt"));
+  auto moved = storage_->rename("out/keep.txt", "inside.txt");
+  ASSERT_FALSE(moved);
+  EXPECT_NE(moved.error().detail.find("leads out of the storage root"), std::string::npos) << moved.error().detail;
+  EXPECT_TRUE(stdfs::exists(outside / "keep.txt"));
+}
+
+TEST_F(FsStorageTest, AFileWhereAFolderShouldBeIsNamed) {
+  ASSERT_TRUE(storage_->put("plain.txt", "x"));
+  auto written = storage_->put("plain.txt/inner.txt", "y");
+  ASSERT_FALSE(written);
+  EXPECT_NE(written.error().detail.find("plain.txt/inner.txt"), std::string::npos) << written.error().detail;
+  EXPECT_EQ(storage_->get("plain.txt").value(), "x");
+}
+
 TEST_F(FsStorageTest, HealthChecksTheRoot) {
   EXPECT_TRUE(storage_->health().ok);
 }

@@ -1,13 +1,19 @@
 #include "baton/adapters/fs/fs_storage.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <random>
+#include <utility>
 
 namespace baton::adapters::fs {
 namespace {
@@ -17,6 +23,10 @@ namespace stdfs = std::filesystem;
 Error io_error(const std::string& what, const std::string& path, int error_number) {
   const auto code = std::error_code(error_number, std::generic_category());
   return {is_retryable(code) ? errc::unavailable : errc::invalid_argument, what + " " + path + ": " + code.message()};
+}
+
+Error leads_out(std::string_view path) {
+  return {errc::invalid_argument, "storage path \"" + std::string(path) + "\": leads out of the storage root (a symlink?)"};
 }
 
 // Checks the shape of a relative path; the filesystem checks come after.
@@ -38,116 +48,158 @@ std::optional<Error> check_shape(std::string_view path, bool allow_empty) {
   return std::nullopt;
 }
 
-bool fsync_path(const stdfs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
+// A path split into its folder ("" for the root) and its last segment.
+std::pair<std::string, std::string> split_last(std::string_view path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {std::string(), std::string(path)};
+  return {std::string(path.substr(0, slash)), std::string(path.substr(slash + 1))};
 }
 
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// What opening a path below the root gave: a descriptor, or errno, or that it leads out.
+struct Opened {
+  Fd fd;
+  int error = 0;
+  bool outside = false;
+};
+
+int openat2_beneath(int root, const char* relative, int flags, mode_t mode) {
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  for (int attempt = 0;; ++attempt) {
+    const int fd = static_cast<int>(::syscall(SYS_openat2, root, relative, &how, sizeof how));
+    // EAGAIN: a rename raced the kernel's check of a ".." in a symlink; the check is simply redone.
+    if (fd >= 0 || errno != EAGAIN || attempt == 8) return fd;
+  }
+}
+
+// Every path is opened by the kernel below the root's descriptor (openat2 with RESOLVE_BENEATH), so
+// a symlink that leads out, even one planted between two calls, is refused where it is met; and one
+// system call replaces a check per segment. Files and folders are then made, moved and removed
+// relative to the descriptor of their folder, by their last segment alone.
 class FsStorage final : public ports::Storage {
  public:
-  explicit FsStorage(stdfs::path root) : root_(std::move(root)) {}
+  FsStorage(stdfs::path root, Fd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}
 
   Result<void> put(std::string_view path, std::string_view bytes) override {
-    auto target = resolve(path, false);
-    if (!target) return std::move(target).error();
-    std::error_code error;
-    stdfs::create_directories(target->parent_path(), error);
-    if (error) return io_error("cannot create the folder of", std::string(path), error.value());
-    // The folders just made must not lead out of the root either (a symlink planted meanwhile).
-    if (auto inside = resolve(path, false); !inside) return std::move(inside).error();
+    if (auto bad = check_shape(path, false)) return *bad;
+    const auto [folder_path, name] = split_last(path);
+    auto folder = open_folder(folder_path, path, true);
+    if (!folder) return std::move(folder).error();
+    const int at = folder->get();
 
-    std::string temporary_name = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
-    temporary_name += target->filename().string();
-    temporary_name += ".tmp-";
-    temporary_name += random_suffix();
-    const auto temporary = target->parent_path() / temporary_name;
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return io_error("cannot create", temporary.string(), errno);
+    std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
+    temporary += name;
+    temporary += ".tmp-";
+    temporary += random_suffix();
+    const auto temporary_path = [&folder_path = folder_path, &temporary] { return folder_path.empty() ? temporary : folder_path + "/" + temporary; };
+    Fd file(::openat(at, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (file.get() < 0) return io_error("cannot create", temporary_path(), errno);
     std::size_t written = 0;
     while (written < bytes.size()) {
-      const auto n = ::write(fd, bytes.data() + written, bytes.size() - written);
+      const auto n = ::write(file.get(), bytes.data() + written, bytes.size() - written);
       if (n < 0) {
         const int saved = errno;
-        ::close(fd);
-        ::unlink(temporary.c_str());
-        return io_error("cannot write", temporary.string(), saved);
+        ::unlinkat(at, temporary.c_str(), 0);
+        return io_error("cannot write", temporary_path(), saved);
       }
       written += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    if (::fsync(file.get()) != 0 || ::close(file.release()) != 0) {
       const int saved = errno;
-      ::unlink(temporary.c_str());
-      return io_error("cannot flush", temporary.string(), saved);
+      ::unlinkat(at, temporary.c_str(), 0);
+      return io_error("cannot flush", temporary_path(), saved);
     }
-    if (::rename(temporary.c_str(), target->c_str()) != 0) {
+    // Replaces whatever the name was, a symlink included, inside this folder: nothing is followed.
+    if (::renameat(at, temporary.c_str(), at, name.c_str()) != 0) {
       const int saved = errno;
-      ::unlink(temporary.c_str());
+      ::unlinkat(at, temporary.c_str(), 0);
       return io_error("cannot move into place", std::string(path), saved);
     }
-    fsync_path(target->parent_path(), O_RDONLY | O_DIRECTORY);  // the rename itself survives a crash
+    ::fsync(at);  // the rename itself survives a crash
     return {};
   }
 
   Result<std::string> get(std::string_view path) override {
-    auto target = resolve(path, false);
-    if (!target) return std::move(target).error();
-    const int fd = ::open(target->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return Error{errc::not_found, "storage path \"" + std::string(path) + "\": no such blob"};
-      return io_error("cannot open", std::string(path), errno);
-    }
+    if (auto bad = check_shape(path, false)) return *bad;
+    auto opened = open_beneath(std::string(path), O_RDONLY);
+    if (opened.outside) return leads_out(path);
+    if (opened.error == ENOENT) return Error{errc::not_found, "storage path \"" + std::string(path) + "\": no such blob"};
+    if (opened.error) return io_error("cannot open", std::string(path), opened.error);
     std::string bytes;
     char chunk[65536];
     ssize_t n = 0;
-    while ((n = ::read(fd, chunk, sizeof chunk)) > 0) bytes.append(chunk, static_cast<std::size_t>(n));
-    const int saved = errno;
-    ::close(fd);
-    if (n < 0) return io_error("cannot read", std::string(path), saved);
+    while ((n = ::read(opened.fd.get(), chunk, sizeof chunk)) > 0) bytes.append(chunk, static_cast<std::size_t>(n));
+    if (n < 0) return io_error("cannot read", std::string(path), errno);
     return bytes;
   }
 
   Result<std::vector<std::string>> list(std::string_view prefix) override {
-    auto folder = resolve(prefix, true);
-    if (!folder) return std::move(folder).error();
+    if (auto bad = check_shape(prefix, true)) return *bad;
+    std::string_view trimmed = prefix;
+    while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);
+    auto opened = open_beneath(trimmed.empty() ? std::string(".") : std::string(trimmed), O_RDONLY | O_DIRECTORY);
+    if (opened.outside) return leads_out(prefix);
     std::vector<std::string> paths;
-    std::error_code error;
-    if (!stdfs::exists(*folder, error)) return paths;
-    for (stdfs::recursive_directory_iterator it(*folder, error), end; !error && it != end; it.increment(error)) {
-      if (!it->is_regular_file()) continue;
-      const auto name = it->path().filename().string();
-      if (name.starts_with(".") && name.find(".tmp-") != std::string::npos) continue;  // a write in progress
-      // Lexically: the iterator's paths are the folder's joined with names (it follows no symlinked
-      // folder), and stdfs::relative would resolve both paths in full, a readlink per segment.
-      paths.push_back(it->path().lexically_relative(root_).generic_string());
-    }
-    if (error) return io_error("cannot list", std::string(prefix), error.value());
+    if (opened.error == ENOENT) return paths;
+    if (opened.error) return io_error("cannot list", std::string(prefix), opened.error);
+    if (const int error = collect(std::move(opened.fd), std::string(trimmed), paths)) return io_error("cannot list", std::string(prefix), error);
     std::sort(paths.begin(), paths.end());
     return paths;
   }
 
   Result<bool> remove(std::string_view path) override {
-    auto target = resolve(path, false);
-    if (!target) return std::move(target).error();
-    std::error_code error;
-    const bool removed = stdfs::remove(*target, error);
-    if (error) return io_error("cannot remove", std::string(path), error.value());
-    return removed;
+    if (auto bad = check_shape(path, false)) return *bad;
+    const auto [folder_path, name] = split_last(path);
+    auto folder = open_folder(folder_path, path, false);
+    if (!folder && folder.error() == errc::not_found) return false;
+    if (!folder) return std::move(folder).error();
+    int removed = ::unlinkat(folder->get(), name.c_str(), 0);
+    if (removed != 0 && errno == EISDIR) removed = ::unlinkat(folder->get(), name.c_str(), AT_REMOVEDIR);  // an empty folder
+    if (removed == 0) return true;
+    if (errno == ENOENT) return false;
+    return io_error("cannot remove", std::string(path), errno);
   }
 
   Result<void> rename(std::string_view from, std::string_view to) override {
-    auto source = resolve(from, false);
-    if (!source) return std::move(source).error();
-    auto target = resolve(to, false);
-    if (!target) return std::move(target).error();
-    std::error_code error;
-    stdfs::create_directories(target->parent_path(), error);
-    if (error) return io_error("cannot create the folder of", std::string(to), error.value());
-    if (auto inside = resolve(to, false); !inside) return std::move(inside).error();
+    if (auto bad = check_shape(from, false)) return *bad;
+    if (auto bad = check_shape(to, false)) return *bad;
+    const auto [from_folder_path, from_name] = split_last(from);
+    const auto [to_folder_path, to_name] = split_last(to);
+    auto from_folder = open_folder(from_folder_path, from, false);
+    if (!from_folder && from_folder.error() == errc::not_found) {
+      return Error{errc::not_found, "storage path \"" + std::string(from) + "\": nothing to move"};
+    }
+    if (!from_folder) return std::move(from_folder).error();
+    auto to_folder = open_folder(to_folder_path, to, true);
+    if (!to_folder) return std::move(to_folder).error();
     // RENAME_NOREPLACE: the check that `to` is free and the move are one step in the kernel.
-    if (::renameat2(AT_FDCWD, source->c_str(), AT_FDCWD, target->c_str(), RENAME_NOREPLACE) != 0) {
+    if (::renameat2(from_folder->get(), from_name.c_str(), to_folder->get(), to_name.c_str(), RENAME_NOREPLACE) != 0) {
       const int saved = errno;
       if (saved == ENOENT) return Error{errc::not_found, "storage path \"" + std::string(from) + "\": nothing to move"};
       if (saved == EEXIST || saved == ENOTEMPTY) {
@@ -155,8 +207,8 @@ class FsStorage final : public ports::Storage {
       }
       return io_error("cannot move " + std::string(from) + " to", std::string(to), saved);
     }
-    fsync_path(target->parent_path(), O_RDONLY | O_DIRECTORY);
-    fsync_path(source->parent_path(), O_RDONLY | O_DIRECTORY);
+    ::fsync(to_folder->get());
+    if (from_folder_path != to_folder_path) ::fsync(from_folder->get());
     return {};
   }
 
@@ -169,45 +221,116 @@ class FsStorage final : public ports::Storage {
   }
 
  private:
-  // The absolute path of a relative one, after refusing anything that leads out of the root: bad
-  // segments, and symlinks (resolved as far as the path exists) that point outside. The segments
-  // are checked already, so a path below the root with no symlink in it stays inside: one lstat per
-  // existing segment says so, and only a path with a symlink in it is resolved in full (resolving
-  // every path in full, from "/", was a fifth of the pipeline's CPU time in readlink and stat).
-  Result<stdfs::path> resolve(std::string_view path, bool allow_empty) const {
-    if (auto bad = check_shape(path, allow_empty)) return *bad;
-    const auto joined = root_ / stdfs::path(std::string(path));
-    std::string_view trimmed = path;
-    while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);  // a prefix's trailing '/'
-    if (trimmed.empty()) return joined;  // the root itself
-    stdfs::path walked = root_;
-    bool plain = true;  // no symlink met so far
-    for (const auto& segment : stdfs::path(std::string(trimmed))) {
-      walked /= segment;
-      struct stat info {};
-      if (::lstat(walked.c_str(), &info) != 0) {
-        if (errno == ENOENT) return joined;  // nothing further exists, so nothing further to follow
-        plain = false;                       // cannot tell: resolve in full
-        break;
+  // Opens `relative` (checked already) below the root. The kernel refuses every symlink that leaves
+  // the root, and also absolute ones that point back inside it; for those, the path is resolved in
+  // full, and when it stays inside, its real path is opened below the root in the same safe way.
+  Opened open_beneath(const std::string& relative, int flags, mode_t mode = 0) const {
+    Opened opened;
+    int fd = openat2_beneath(root_fd_.get(), relative.c_str(), flags, mode);
+    if (fd < 0 && errno == EXDEV) {
+      std::error_code error;
+      const auto real = stdfs::weakly_canonical(root_ / relative, error);
+      if (error) {
+        opened.error = error.value();
+        return opened;
       }
-      if (S_ISLNK(info.st_mode)) {
-        plain = false;
-        break;
+      const auto inside = real.lexically_relative(root_);
+      if (inside.empty() || *inside.begin() == "..") {
+        opened.outside = true;
+        return opened;
+      }
+      fd = openat2_beneath(root_fd_.get(), inside.c_str(), flags, mode);
+      if (fd < 0 && errno == EXDEV) {
+        opened.outside = true;
+        return opened;
       }
     }
-    if (plain) return joined;  // every segment exists and none is a symlink
-    return resolve_in_full(path, joined);
+    if (fd < 0) opened.error = errno;
+    opened.fd = Fd(fd);
+    return opened;
   }
 
-  Result<stdfs::path> resolve_in_full(std::string_view path, const stdfs::path& joined) const {
-    std::error_code error;
-    const auto real = stdfs::weakly_canonical(joined, error);
-    if (error) return io_error("cannot resolve", std::string(path), error.value());
-    const auto relative = real.lexically_relative(root_);
-    if (relative.empty() || *relative.begin() == "..") {
-      return Error{errc::invalid_argument, "storage path \"" + std::string(path) + "\": leads out of the storage root (a symlink?)"};
+  // The folder `folder` ("" for the root) of `path`, open for use as the base of *at calls. With
+  // `create`, the missing folders are made one by one below the deepest one that exists, each
+  // opened below the root, and the folder holding a new one is flushed, so that a file put into it
+  // later cannot vanish in a crash along with its folder.
+  Result<Fd> open_folder(const std::string& folder, std::string_view path, bool create) const {
+    auto opened = open_beneath(folder.empty() ? std::string(".") : folder, O_RDONLY | O_DIRECTORY);
+    if (opened.outside) return leads_out(path);
+    if (!opened.error) return std::move(opened.fd);
+    if (opened.error != ENOENT) return io_error("cannot open the folder of", std::string(path), opened.error);
+    if (!create) return Error{errc::not_found, "storage path \"" + std::string(path) + "\": no such folder"};
+    Opened at;
+    std::size_t start = folder.size();  // where the first missing segment begins
+    while (true) {
+      const auto slash = folder.rfind('/', start - 1);
+      at = open_beneath(slash == std::string::npos ? std::string(".") : folder.substr(0, slash), O_RDONLY | O_DIRECTORY);
+      if (at.outside) return leads_out(path);
+      if (!at.error) {
+        start = slash == std::string::npos ? 0 : slash + 1;
+        break;
+      }
+      if (at.error != ENOENT || slash == std::string::npos) return io_error("cannot create the folder of", std::string(path), at.error);
+      start = slash;
     }
-    return joined;
+    while (start < folder.size()) {
+      const auto end = std::min(folder.find('/', start), folder.size());
+      const std::string segment = folder.substr(start, end - start);
+      if (::mkdirat(at.fd.get(), segment.c_str(), 0777) == 0) {
+        ::fsync(at.fd.get());
+      } else if (errno != EEXIST) {
+        return io_error("cannot create the folder of", std::string(path), errno);
+      }
+      auto next = open_beneath(folder.substr(0, end), O_RDONLY | O_DIRECTORY);
+      if (next.outside) return leads_out(path);
+      if (next.error) return io_error("cannot create the folder of", std::string(path), next.error);
+      at = std::move(next);
+      start = end + 1;
+    }
+    return std::move(at.fd);
+  }
+
+  // Adds the regular files below an open folder (named `prefix`) to `paths`, recursing into
+  // subfolders but not into symlinked ones; a symlink to a file counts as the file. Returns errno.
+  static int collect(Fd folder, const std::string& prefix, std::vector<std::string>& paths) {
+    DIR* listing = ::fdopendir(folder.get());
+    if (!listing) return errno;
+    folder.release();  // the listing owns it now
+    const int at = ::dirfd(listing);
+    int error = 0;
+    while (true) {
+      errno = 0;
+      const dirent* entry = ::readdir(listing);
+      if (!entry) {
+        error = errno;
+        break;
+      }
+      const std::string_view name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      unsigned char type = entry->d_type;
+      struct stat info {};
+      if (type == DT_UNKNOWN) {  // a filesystem that does not say: ask
+        if (::fstatat(at, entry->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) continue;  // removed meanwhile
+        type = S_ISLNK(info.st_mode) ? DT_LNK : S_ISDIR(info.st_mode) ? DT_DIR : S_ISREG(info.st_mode) ? DT_REG : DT_UNKNOWN;
+      }
+      if (type == DT_LNK) {  // listed when it leads to a file; a symlinked folder is not walked
+        type = ::fstatat(at, entry->d_name, &info, 0) == 0 && S_ISREG(info.st_mode) ? DT_REG : DT_UNKNOWN;
+      }
+      const std::string path = prefix.empty() ? std::string(name) : prefix + "/" + std::string(name);
+      if (type == DT_REG) {
+        if (!(name.starts_with(".") && name.find(".tmp-") != std::string_view::npos)) paths.push_back(path);  // else a write in progress
+      } else if (type == DT_DIR) {
+        Fd sub(::openat(at, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub.get() < 0) {
+          if (errno == ENOENT) continue;  // removed meanwhile
+          error = errno;
+          break;
+        }
+        if ((error = collect(std::move(sub), path, paths)) != 0) break;
+      }
+    }
+    ::closedir(listing);
+    return error;
   }
 
   static std::string random_suffix() {
@@ -216,6 +339,7 @@ class FsStorage final : public ports::Storage {
   }
 
   stdfs::path root_;
+  Fd root_fd_;
 };
 
 }  // namespace
@@ -227,7 +351,17 @@ Result<std::unique_ptr<ports::Storage>> make_fs_storage(FsStorageOptions options
   if (error) return io_error("cannot create the storage root", options.root.string(), error.value());
   const auto root = stdfs::canonical(options.root, error);
   if (error) return io_error("cannot resolve the storage root", options.root.string(), error.value());
-  return std::unique_ptr<ports::Storage>(std::make_unique<FsStorage>(root));
+  Fd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd.get() < 0) return io_error("cannot open the storage root", root.string(), errno);
+  if (Fd probe(openat2_beneath(root_fd.get(), ".", O_PATH | O_DIRECTORY, 0)); probe.get() < 0) {
+    if (errno == ENOSYS || errno == EPERM) {
+      return Error{errc::invalid_argument, "storage root " + root.string() +
+                                               ": this kernel (or its seccomp filter) refuses openat2, which keeps every path "
+                                               "below the root; Linux 5.6 or later is needed"};
+    }
+    return io_error("cannot open the storage root", root.string(), errno);
+  }
+  return std::unique_ptr<ports::Storage>(std::make_unique<FsStorage>(root, std::move(root_fd)));
 }
 
 }  // namespace baton::adapters::fs
