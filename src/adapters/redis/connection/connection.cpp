@@ -181,20 +181,16 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
 
   Result<std::vector<Reply>> submit(std::shared_ptr<Request> request, std::chrono::milliseconds timeout) {
     auto future = request->promise.get_future();
-    {
-      std::lock_guard lock(mutex);
-      if (permanent_error) return *permanent_error;
-      if (stopping) return Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"};
-      queued.push_back(request);
-    }
     if (driver == Driver::caller) {
       std::lock_guard lock(driving);
       const auto deadline = std::chrono::steady_clock::now() + timeout;
       // Nothing was read while no call waited: take in what came meanwhile (a close by the server,
-      // of an idle client say) before writing, so the request goes out on a fresh connection
-      // instead of into the closed one and failing. One non-blocking epoll_wait.
+      // of an idle client say) before this request is queued, so that nothing run now (a writer
+      // finishing its last write, say) can write it into the closed connection; it goes out on a
+      // fresh one. One non-blocking epoll_wait.
       if (io.stopped()) io.restart();
       io.poll();
+      if (auto refused = enqueue(request)) return *refused;
       writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
       while (future.wait_for(std::chrono::seconds{0}) != std::future_status::ready) {
         if (io.stopped()) io.restart();
@@ -206,9 +202,19 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       }
       return future.get();
     }
+    if (auto refused = enqueue(request)) return *refused;
     asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
     if (future.wait_for(timeout) == std::future_status::timeout) give_up(*request, timeout);
     return future.get();
+  }
+
+  // Queues a request for the writer, unless the connection refuses every request now.
+  std::optional<Error> enqueue(const std::shared_ptr<Request>& request) {
+    std::lock_guard lock(mutex);
+    if (permanent_error) return *permanent_error;
+    if (stopping) return Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"};
+    queued.push_back(request);
+    return std::nullopt;
   }
 
   // A request without its reply in time: a timeout on a live connection, unavailable otherwise.
