@@ -208,6 +208,23 @@ TEST_F(FsStorageTest, AFileWhereAFolderShouldBeIsNamed) {
   EXPECT_EQ(storage_->get("plain.txt").value(), "x");
 }
 
+// The storage holds its root open; a root removed meanwhile is made again by the next write, as a
+// fresh start would, instead of every write failing until a restart.
+TEST_F(FsStorageTest, ARootRemovedMeanwhileIsMadeAgainByTheNextWrite) {
+  ASSERT_TRUE(storage_->put("w/a.txt", "a"));
+  stdfs::remove_all(root_);
+  EXPECT_FALSE(storage_->health().ok);
+  auto missing = storage_->get("w/a.txt");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), errc::not_found);
+  ASSERT_TRUE(storage_->put("w/b.txt", "b"));
+  ASSERT_TRUE(storage_->put("top.txt", "t"));
+  EXPECT_TRUE(stdfs::exists(root_ / "w" / "b.txt"));
+  EXPECT_EQ(storage_->get("w/b.txt").value(), "b");
+  EXPECT_EQ(storage_->list("").value(), (std::vector<std::string>{"top.txt", "w/b.txt"}));
+  EXPECT_TRUE(storage_->health().ok);
+}
+
 TEST_F(FsStorageTest, HealthChecksTheRoot) {
   EXPECT_TRUE(storage_->health().ok);
 }

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <utility>
@@ -104,45 +106,15 @@ int openat2_beneath(int root, const char* relative, int flags, mode_t mode) {
 // relative to the descriptor of their folder, by their last segment alone.
 class FsStorage final : public ports::Storage {
  public:
-  FsStorage(stdfs::path root, Fd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}
+  FsStorage(stdfs::path root, Fd root_fd) : root_(std::move(root)), root_fd_(std::make_shared<const Fd>(std::move(root_fd))) {}
 
   Result<void> put(std::string_view path, std::string_view bytes) override {
     if (auto bad = check_shape(path, false)) return *bad;
-    const auto [folder_path, name] = split_last(path);
-    auto folder = open_folder(folder_path, path, true);
-    if (!folder) return std::move(folder).error();
-    const int at = folder->get();
-
-    std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
-    temporary += name;
-    temporary += ".tmp-";
-    temporary += random_suffix();
-    const auto temporary_path = [&folder_path = folder_path, &temporary] { return folder_path.empty() ? temporary : folder_path + "/" + temporary; };
-    Fd file(::openat(at, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (file.get() < 0) return io_error("cannot create", temporary_path(), errno);
-    std::size_t written = 0;
-    while (written < bytes.size()) {
-      const auto n = ::write(file.get(), bytes.data() + written, bytes.size() - written);
-      if (n < 0) {
-        const int saved = errno;
-        ::unlinkat(at, temporary.c_str(), 0);
-        return io_error("cannot write", temporary_path(), saved);
-      }
-      written += static_cast<std::size_t>(n);
-    }
-    if (::fsync(file.get()) != 0 || ::close(file.release()) != 0) {
-      const int saved = errno;
-      ::unlinkat(at, temporary.c_str(), 0);
-      return io_error("cannot flush", temporary_path(), saved);
-    }
-    // Replaces whatever the name was, a symlink included, inside this folder: nothing is followed.
-    if (::renameat(at, temporary.c_str(), at, name.c_str()) != 0) {
-      const int saved = errno;
-      ::unlinkat(at, temporary.c_str(), 0);
-      return io_error("cannot move into place", std::string(path), saved);
-    }
-    ::fsync(at);  // the rename itself survives a crash
-    return {};
+    auto written = write(path, bytes);
+    // The root folder was removed meanwhile (a clean-up by hand, say): nothing can be made in it
+    // any more, so it is made again, as a fresh start would, instead of failing every write.
+    if (!written && root_was_removed() && reopen_root()) written = write(path, bytes);
+    return written;
   }
 
   Result<std::string> get(std::string_view path) override {
@@ -221,12 +193,52 @@ class FsStorage final : public ports::Storage {
   }
 
  private:
+  // One put: a temporary file in the folder, flushed, renamed over the name, the folder flushed.
+  Result<void> write(std::string_view path, std::string_view bytes) const {
+    const auto [folder_path, name] = split_last(path);
+    auto folder = open_folder(folder_path, path, true);
+    if (!folder) return std::move(folder).error();
+    const int at = folder->get();
+
+    std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
+    temporary += name;
+    temporary += ".tmp-";
+    temporary += random_suffix();
+    const auto temporary_path = [&folder_path = folder_path, &temporary] { return folder_path.empty() ? temporary : folder_path + "/" + temporary; };
+    Fd file(::openat(at, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (file.get() < 0) return io_error("cannot create", temporary_path(), errno);
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      const auto n = ::write(file.get(), bytes.data() + written, bytes.size() - written);
+      if (n < 0) {
+        const int saved = errno;
+        ::unlinkat(at, temporary.c_str(), 0);
+        return io_error("cannot write", temporary_path(), saved);
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(file.get()) != 0 || ::close(file.release()) != 0) {
+      const int saved = errno;
+      ::unlinkat(at, temporary.c_str(), 0);
+      return io_error("cannot flush", temporary_path(), saved);
+    }
+    // Replaces whatever the name was, a symlink included, inside this folder: nothing is followed.
+    if (::renameat(at, temporary.c_str(), at, name.c_str()) != 0) {
+      const int saved = errno;
+      ::unlinkat(at, temporary.c_str(), 0);
+      return io_error("cannot move into place", std::string(path), saved);
+    }
+    ::fsync(at);  // the rename itself survives a crash
+    return {};
+  }
+
   // Opens `relative` (checked already) below the root. The kernel refuses every symlink that leaves
   // the root, and also absolute ones that point back inside it; for those, the path is resolved in
   // full, and when it stays inside, its real path is opened below the root in the same safe way.
   Opened open_beneath(const std::string& relative, int flags, mode_t mode = 0) const {
     Opened opened;
-    int fd = openat2_beneath(root_fd_.get(), relative.c_str(), flags, mode);
+    const auto root = root_fd();
+    int fd = openat2_beneath(root->get(), relative.c_str(), flags, mode);
     if (fd < 0 && errno == EXDEV) {
       std::error_code error;
       const auto real = stdfs::weakly_canonical(root_ / relative, error);
@@ -239,7 +251,7 @@ class FsStorage final : public ports::Storage {
         opened.outside = true;
         return opened;
       }
-      fd = openat2_beneath(root_fd_.get(), inside.c_str(), flags, mode);
+      fd = openat2_beneath(root->get(), inside.c_str(), flags, mode);
       if (fd < 0 && errno == EXDEV) {
         opened.outside = true;
         return opened;
@@ -338,8 +350,29 @@ class FsStorage final : public ports::Storage {
     return std::to_string(generator());
   }
 
+  std::shared_ptr<const Fd> root_fd() const {
+    std::lock_guard lock(root_mutex_);
+    return root_fd_;
+  }
+
+  bool root_was_removed() const {
+    struct stat info {};
+    return ::fstat(root_fd()->get(), &info) == 0 && info.st_nlink == 0;
+  }
+
+  bool reopen_root() {
+    std::error_code error;
+    stdfs::create_directories(root_, error);
+    auto reopened = std::make_shared<const Fd>(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (error || reopened->get() < 0) return false;
+    std::lock_guard lock(root_mutex_);
+    root_fd_ = std::move(reopened);
+    return true;
+  }
+
   stdfs::path root_;
-  Fd root_fd_;
+  mutable std::mutex root_mutex_;
+  std::shared_ptr<const Fd> root_fd_;  // replaced when the root folder was removed and made again
 };
 
 }  // namespace

@@ -16,7 +16,7 @@
 namespace baton::adapters::fs {
 
 struct FsStorageOptions {
-  std::filesystem::path root;  // created if missing
+  std::filesystem::path root;  // created if missing; if removed while running, made again by the next put
 };
 
 Result<std::unique_ptr<ports::Storage>> make_fs_storage(FsStorageOptions options);
