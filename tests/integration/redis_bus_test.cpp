@@ -500,6 +500,53 @@ TEST(RedisBus, EphemeralSubscriberResubscribesAfterTheServerRestarts) {
   EXPECT_TRUE(publish_until_heard(before + 1)) << "the subscriber did not subscribe again after the restart";
 }
 
+// A batch is published as one transaction: Redis serves a blocked reader after each command of a
+// plain pipeline, which would hand it the first entry alone and leave the rest for more round trips.
+TEST(RedisBus, AReaderWaitingOnTheTopicGetsAPublishedBatchInOneRead) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("batch");
+  auto bus = make_redis_bus(bus_options(server));
+  ASSERT_EQ(server.cli({"XGROUP", "CREATE", stream_key(topic), "readers", "$", "MKSTREAM"}), "OK\n");
+  auto blocked_read = std::async(std::launch::async, [&] {
+    return server.cli({"XREADGROUP", "GROUP", "readers", "r1", "COUNT", "100", "BLOCK", "20000", "STREAMS", stream_key(topic), ">"});
+  });
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos; }, 10s));
+  std::vector<JsonEnvelope> batch;
+  for (int n = 0; n < 5; ++n) batch.push_back(make_envelope("test.batch", boost::json::value{{"n", n}}));
+  ASSERT_TRUE(bus->publish_batch(topic, batch));
+  ASSERT_EQ(blocked_read.wait_for(10s), std::future_status::ready);
+  const auto read = blocked_read.get();
+  for (const auto& envelope : batch) EXPECT_NE(read.find(envelope.id), std::string::npos) << "not in the first read: " << envelope.id;
+}
+
+// Both ways a server refuses a transaction's command come back as the command's error: refused when
+// queued (out of memory: nothing of the batch runs) and refused when run (a key of the wrong type).
+TEST(RedisBus, APublishedBatchTheServerRefusesIsAnErrorThatSaysWhy) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("refused");
+  auto bus = make_redis_bus(bus_options(server));
+  std::vector<JsonEnvelope> batch;
+  for (int n = 0; n < 3; ++n) batch.push_back(make_envelope("test.batch", boost::json::value{{"n", n}}));
+
+  ASSERT_EQ(server.cli({"CONFIG", "SET", "maxmemory", "1"}), "OK\n");
+  auto out_of_memory = bus->publish_batch(topic, batch);
+  ASSERT_FALSE(out_of_memory);
+  EXPECT_EQ(out_of_memory.error(), errc::resource_exhausted);
+  EXPECT_NE(out_of_memory.error().detail.find("XADD: OOM"), std::string::npos) << out_of_memory.error().detail;
+  ASSERT_EQ(server.cli({"CONFIG", "SET", "maxmemory", "0"}), "OK\n");
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), "0\n");
+
+  ASSERT_EQ(server.cli({"SET", stream_key(topic), "not a stream"}), "OK\n");
+  auto wrong_type = bus->publish_batch(topic, batch);
+  ASSERT_FALSE(wrong_type);
+  EXPECT_EQ(wrong_type.error(), errc::wrong_type);
+  EXPECT_NE(wrong_type.error().detail.find("XADD: WRONGTYPE"), std::string::npos) << wrong_type.error().detail;
+
+  ASSERT_EQ(server.cli({"DEL", stream_key(topic)}), "1\n");
+  ASSERT_TRUE(bus->publish_batch(topic, batch));
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), "3\n");
+}
+
 TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {
   RedisServer server({.append_only = false});
   auto bus = make_redis_bus(bus_options(server));
