@@ -22,6 +22,7 @@
 #include "baton/core/once.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
+#include "support/fault_proxy.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 #include "support/unique_id.hpp"
@@ -274,6 +275,47 @@ TEST(RedisBus, AFinishedEntryThatWasTakenOverMarksItsIdDone) {
   subscription->stop();
   const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "second"});
   EXPECT_NE(held.find(entry_id), std::string::npos) << "the refused ack must leave the entry with its holder: " << held;
+}
+
+// A group commit whose reply is lost (the connection drops after Redis ran it) is sent again; by
+// then its entry is acked, yet the second try must answer as the first did: acked, not "refused".
+TEST(RedisBus, AGroupCommitWhoseReplyWasLostIsConfirmedByItsSecondTry) {
+  RedisServer server({.append_only = false});
+  test::FaultProxy proxy(server.port());
+  auto options = bus_options(server, 10s);
+  options.redis.port = proxy.port();
+  auto bus = make_redis_bus(options);
+  const std::string topic = test::unique_name("lostreply");
+  std::atomic<int> calls{0}, acked{0};
+  std::promise<void> second_started, go_on;
+  auto release = go_on.get_future().share();
+  auto subscribe = durable("workers", "only", 1);
+  subscribe.on_acked = [&](const JsonEnvelope&) { ++acked; };
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    if (++calls == 2) {
+      second_started.set_value();
+      release.wait();
+    }
+    return {};
+  }, subscribe);
+  ASSERT_TRUE(subscription);
+  // The first message readies the committer's connection and script (their replies are not held).
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.lost_reply", boost::json::value{{"n", 1}})));
+  ASSERT_TRUE(test::eventually([&] { return acked.load() == 1; }, 10s));
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.lost_reply", boost::json::value{{"n", 2}})));
+  ASSERT_EQ(second_started.get_future().wait_for(10s), std::future_status::ready);
+
+  proxy.hold_replies(true);
+  go_on.set_value();
+  // Redis has run the commit (the entry is acked); its reply is held by the proxy.
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
+  proxy.cut(200ms);
+  proxy.hold_replies(false);
+
+  EXPECT_TRUE(test::eventually([&] { return acked.load() == 2; }, 10s)) << "the commit's second try did not confirm the ack";
+  subscription->stop();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(acked.load(), 2);
 }
 
 // Graceful shutdown: SIGTERM under load. Handlers in flight finish and are acked; entries the worker

@@ -20,6 +20,7 @@ struct FaultProxy::State {
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> latency_ms{0};
   std::atomic<bool> stalled{false};
+  std::atomic<bool> replies_held{false};
   std::atomic<std::int64_t> refuse_until_ms{0};
   std::atomic<std::size_t> cut_count{0};
   std::atomic<std::uint64_t> generation{0};  // a cut ends every pump of an older generation
@@ -44,11 +45,13 @@ struct FaultProxy::State {
     return fd;
   }
 
-  // Copies from one socket to the other until either closes, a cut, or the proxy stops.
-  void pump(int from, int to, std::uint64_t born) {
+  // Copies from one socket to the other until either closes, a cut, or the proxy stops. `replies`:
+  // this pump carries the server's answers.
+  void pump(int from, int to, std::uint64_t born, bool replies) {
     char buffer[65536];
+    const auto held = [&] { return stalled || (replies && replies_held); };
     while (!stopping && generation == born) {
-      if (stalled) {
+      if (held()) {
         std::this_thread::sleep_for(std::chrono::milliseconds{5});
         continue;
       }
@@ -57,7 +60,7 @@ struct FaultProxy::State {
       const auto got = ::recv(from, buffer, sizeof buffer, 0);
       if (got <= 0) break;
       if (const auto delay = latency_ms.load(); delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds{delay});
-      while (stalled && !stopping && generation == born) std::this_thread::sleep_for(std::chrono::milliseconds{5});
+      while (held() && !stopping && generation == born) std::this_thread::sleep_for(std::chrono::milliseconds{5});
       if (generation != born) break;
       std::size_t sent = 0;
       while (sent < static_cast<std::size_t>(got)) {
@@ -89,8 +92,8 @@ struct FaultProxy::State {
       sockets.push_back(client);
       sockets.push_back(server);
       const auto born = generation.load();
-      threads.emplace_back([this, client, server, born] { pump(client, server, born); });
-      threads.emplace_back([this, client, server, born] { pump(server, client, born); });
+      threads.emplace_back([this, client, server, born] { pump(client, server, born, false); });
+      threads.emplace_back([this, client, server, born] { pump(server, client, born, true); });
     }
   }
 };
@@ -128,6 +131,7 @@ FaultProxy::~FaultProxy() {
 std::uint16_t FaultProxy::port() const noexcept { return state_->port; }
 void FaultProxy::set_latency(std::chrono::milliseconds latency) { state_->latency_ms = latency.count(); }
 void FaultProxy::stall(bool on) { state_->stalled = on; }
+void FaultProxy::hold_replies(bool on) { state_->replies_held = on; }
 std::size_t FaultProxy::connections_cut() const noexcept { return state_->cut_count; }
 
 void FaultProxy::cut(std::chrono::milliseconds refuse_for) {

@@ -187,7 +187,6 @@ struct Shared {
   detail::Script publish_mirrored_script{std::string(scripts::publish_mirrored)};
   detail::Script replay_script{std::string(scripts::replay)};
   detail::Script purge_script{std::string(scripts::purge)};
-  std::atomic<std::uint64_t> fenced{0};  // outcomes refused because the entry was no longer ours
   log::Logger logger = log::Logger().child("redis_bus");
 
   Result<Reply> eval(const detail::Script& script, const std::vector<std::string>& keys,
@@ -204,6 +203,9 @@ class RedisSubscription final : public ports::Subscription::Control {
         handler_(std::move(handler)), options_(std::move(options)) {
     redeliveries_ = keys_.group_key(options_.group, "redeliver");
     retry_set_ = keys_.group_key(options_.group, "retry");
+    commit_record_ = keys_.group_key(options_.group, "commit") + ":" + options_.consumer;
+    // A commit is tried again for up to reclaim_idle / 2 (persistently); the record outlives that.
+    commit_record_ttl_ = std::to_string(std::max(2 * shared_->options.reclaim_idle, std::chrono::milliseconds{10'000}).count());
     // The reader and the committer each run their own connection's I/O on their own thread: a
     // read, a begin and a group commit are then round trips without a hand-over between threads.
     RedisOptions blocking = shared_->options.redis;
@@ -714,12 +716,13 @@ class RedisSubscription final : public ports::Subscription::Control {
         return completion->entry.deliveries == 1 && completion->outputs.empty();
       });
       const auto plain = static_cast<std::size_t>(plain_end - completions.begin());
-      std::vector<std::string> keys{*stream};
+      std::vector<std::string> keys{*stream, commit_record_};
       std::vector<const std::string*> ids;
       for (const auto* completion : completions) ids.push_back(&completion->entry.id);
       const auto [low, high] = id_range(ids);
-      std::vector<std::string> arguments{options_.group, options_.consumer, low, high, std::to_string(plain)};
-      arguments.reserve(5 + completions.size());
+      std::vector<std::string> arguments{options_.group, options_.consumer, low, high, std::to_string(plain),
+                                         commit_token_prefix_ + std::to_string(++commits_sent_), commit_record_ttl_};
+      arguments.reserve(7 + completions.size());
       for (std::size_t i = 0; i < completions.size(); ++i) {
         const auto& completion = *completions[i];
         arguments.push_back(completion.entry.id);
@@ -752,7 +755,6 @@ class RedisSubscription final : public ports::Subscription::Control {
           if (completion.handled_here && options_.on_acked) options_.on_acked(*completion.entry.envelope);
           continue;
         }
-        ++shared_->fenced;
         shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
                              {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", completion.entry.id}});
         if (completion.outputs.empty() && !completion.entry.mark_key.empty()) {
@@ -836,15 +838,18 @@ class RedisSubscription final : public ports::Subscription::Control {
   // A script that records an outcome is retried while Redis is briefly away (a restart): giving up
   // would leave work done but unrecorded, to be done again. The entry stays ours meanwhile, since
   // nobody can reclaim it from a server that is down; the budget stays well inside reclaim_idle.
-  Result<Reply> eval_persistently(const detail::Script& script, std::vector<std::string> keys, std::vector<std::string> arguments) {
-    return persistently([&] { return shared_->eval(script, keys, arguments); });
+  // `tried_before` (optional) is set when an earlier try failed: it may have run all the same.
+  Result<Reply> eval_persistently(const detail::Script& script, std::vector<std::string> keys, std::vector<std::string> arguments,
+                                  bool* tried_before = nullptr) {
+    return persistently([&] { return shared_->eval(script, keys, arguments); }, tried_before);
   }
 
   template <class Call>
-  auto persistently(Call call) -> decltype(call()) {
+  auto persistently(Call call, bool* tried_before = nullptr) -> decltype(call()) {
     const auto deadline = std::chrono::steady_clock::now() + shared_->options.reclaim_idle / 2;
     auto pause = std::chrono::milliseconds{5};
-    while (true) {
+    for (int attempt = 0;; ++attempt) {
+      if (tried_before) *tried_before = attempt > 0;
       auto reply = call();
       if (reply || !is_retryable(reply.error()) || std::chrono::steady_clock::now() + pause >= deadline) return reply;
       std::this_thread::sleep_for(pause);
@@ -857,7 +862,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   bool finish(const detail::Script& script, const Entry& entry, std::vector<std::string> keys, std::vector<std::string> extra) {
     std::vector<std::string> arguments{options_.group, entry.id, options_.consumer, std::to_string(entry.deliveries)};
     for (auto& argument : extra) arguments.push_back(std::move(argument));
-    auto done = eval_persistently(script, std::move(keys), std::move(arguments));
+    bool tried_before = false;
+    auto done = eval_persistently(script, std::move(keys), std::move(arguments), &tried_before);
     if (!done) {
       // Unknown whether it ran: the entry stays pending and comes back through reclaim; dedup
       // keeps a completed one from running again.
@@ -865,9 +871,15 @@ class RedisSubscription final : public ports::Subscription::Control {
       return false;
     }
     if (done->integer == 0) {
-      ++shared_->fenced;
-      shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
-                           {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", entry.id}});
+      if (tried_before) {
+        // Its first try's reply was lost; that try has most likely recorded the outcome already.
+        shared_->logger.info("outcome not confirmed: the entry is no longer this consumer's after a try whose reply was lost "
+                             "(that try recorded it, or another consumer reclaimed the entry)",
+                             {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", entry.id}});
+      } else {
+        shared_->logger.warn("outcome refused: the entry was reclaimed by another consumer",
+                             {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", entry.id}});
+      }
       return false;
     }
     return true;
@@ -880,6 +892,13 @@ class RedisSubscription final : public ports::Subscription::Control {
   ports::SubscribeOptions options_;
   std::string redeliveries_;
   std::string retry_set_;
+  // The group commit's record of its last answer (see scripts::complete_batch), per consumer; the
+  // tokens start with an id of this subscription, so a restarted consumer of the same name never
+  // takes an answer of its predecessor for its own.
+  std::string commit_record_;
+  std::string commit_record_ttl_;
+  std::string commit_token_prefix_ = new_uuid_v7() + ":";
+  std::uint64_t commits_sent_ = 0;  // committer thread only
   std::unique_ptr<Connection> reader_connection_;  // the reader thread's: reads and begins
   std::unique_ptr<Connection> commit_connection_;  // the committer thread's: group commits
 

@@ -42,20 +42,33 @@ end
 // one that touches them, and a key per entry costs the server on every commit. The common entry
 // (first delivery, no outputs) is passed as its id alone: per entry, every argument and every Lua
 // value is server time.
-// KEYS: stream, then one stream per output of the full entries.
-// ARGV: group, consumer, the batch's lowest and highest id, the number of plain entries, their ids,
-// then per full entry: id, deliveries, output count, the outputs.
+// A commit whose reply was lost is sent again; by then its entries are acked, and the owner check
+// would refuse them all. So each commit carries a token, and the consumer's commit record keeps the
+// last token with its answer: the same token again gets the first answer, and nothing runs twice.
+// KEYS: stream, the consumer's commit record, then one stream per output of the full entries.
+// ARGV: group, consumer, the batch's lowest and highest id, the number of plain entries, the token,
+// the record's time to live in ms, the plain entries' ids, then per full entry: id, deliveries,
+// output count, the outputs.
 // Returns the positions (1-based, plain entries first) of the entries refused: not ours any more.
 constexpr std::string_view complete_batch = R"lua(
+local record = redis.call('GET', KEYS[2])
+if record then
+  local bar = string.find(record, '|', 1, true)
+  if bar and string.sub(record, 1, bar - 1) == ARGV[6] then
+    local answered = {}
+    for position in string.gmatch(string.sub(record, bar + 1), '%d+') do answered[#answered + 1] = tonumber(position) end
+    return answered
+  end
+end
 local refused, acks = {}, {}
 local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 local plain = tonumber(ARGV[5])
 local position = 0
-for a = 6, 5 + plain do
+for a = 8, 7 + plain do
   position = position + 1
   if held[ARGV[a]] == 1 then acks[#acks + 1] = ARGV[a] else refused[#refused + 1] = position end
 end
-local k, a = 1, 6 + plain
+local k, a = 2, 8 + plain
 while a <= #ARGV do
   position = position + 1
   local id, outputs = ARGV[a], tonumber(ARGV[a + 2])
@@ -69,6 +82,7 @@ while a <= #ARGV do
   a = a + 3 + outputs
 end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+redis.call('SET', KEYS[2], ARGV[6] .. '|' .. table.concat(refused, ','), 'PX', ARGV[7])
 return refused
 )lua";
 
