@@ -561,6 +561,28 @@ TEST(RedisBus, AReaderWaitingOnTheTopicGetsAPublishedBatchInOneRead) {
   for (const auto& envelope : batch) EXPECT_NE(read.find(envelope.id), std::string::npos) << "not in the first read: " << envelope.id;
 }
 
+// Redis keeps a transaction's commands in memory until EXEC, so a batch is cut into transactions of
+// at most 256 envelopes or about 1 MiB.
+TEST(RedisBus, ALargeBatchIsPublishedAsSeveralTransactions) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("chunks");
+  auto bus = make_redis_bus(bus_options(server));
+  const auto transactions = [&] {
+    const auto stats = server.cli({"INFO", "commandstats"});
+    const auto at = stats.find("cmdstat_exec:calls=");
+    return at == std::string::npos ? 0 : std::stoi(stats.substr(at + 19));
+  };
+  std::vector<JsonEnvelope> many;
+  for (int n = 0; n < 600; ++n) many.push_back(make_envelope("test.chunk", boost::json::value{{"n", n}}));
+  ASSERT_TRUE(bus->publish_batch(topic, many));
+  EXPECT_EQ(transactions(), 3);  // 256 + 256 + 88
+  std::vector<JsonEnvelope> large;
+  for (int n = 0; n < 3; ++n) large.push_back(make_envelope("test.chunk", boost::json::value{{"pad", std::string(600'000, 'x')}}));
+  ASSERT_TRUE(bus->publish_batch(topic, large));
+  EXPECT_EQ(transactions(), 5);  // two envelopes pass 1 MiB, the third goes alone
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), "603\n");
+}
+
 // Both ways a server refuses a transaction's command come back as the command's error: refused when
 // queued (out of memory: nothing of the batch runs) and refused when run (a key of the wrong type).
 TEST(RedisBus, APublishedBatchTheServerRefusesIsAnErrorThatSaysWhy) {

@@ -1035,7 +1035,8 @@ class RedisBus final : public ports::MessageBus {
   }
 
   // The hot path: XADDs encoded straight into one pipeline, a transaction (MULTI ... EXEC) per
-  // chunk of up to `transaction_size`. Redis serves a blocked XREADGROUP after each command of a
+  // chunk of up to `transaction_size` envelopes or about `transaction_bytes` (Redis keeps a
+  // transaction's commands in memory until EXEC). Redis serves a blocked XREADGROUP after each command of a
   // plain pipeline, so a reader would wake for the first entry alone and fetch the others in
   // further round trips (each begun in one more); after an EXEC it gets the whole chunk in one
   // read. A chunk is also all or nothing: a dropped connection leaves no half of it published.
@@ -1048,10 +1049,18 @@ class RedisBus final : public ports::MessageBus {
       if (reply->front().is_error()) return detail::error_from_reply("XADD", reply->front());
       return {};
     }
+    std::vector<std::pair<std::size_t, std::size_t>> chunks;  // [first, last)
+    for (std::size_t first = 0, bytes = 0, i = 0; i < bodies.size(); ++i) {
+      bytes += bodies[i].size();
+      if (i + 1 == bodies.size() || i + 1 - first == transaction_size || bytes >= transaction_bytes) {
+        chunks.emplace_back(first, i + 1);
+        first = i + 1;
+        bytes = 0;
+      }
+    }
     std::string pipeline;
     std::size_t expected = 0;
-    for (std::size_t first = 0; first < bodies.size(); first += transaction_size) {
-      const std::size_t last = std::min(bodies.size(), first + transaction_size);
+    for (const auto& [first, last] : chunks) {
       detail::append_command_header(pipeline, 1);
       detail::append_argument(pipeline, "MULTI");
       for (std::size_t i = first; i < last; ++i) detail::append_xadd(pipeline, keys.stream, body_field, bodies[i]);
@@ -1064,8 +1073,8 @@ class RedisBus final : public ports::MessageBus {
     // Per chunk: OK, QUEUED per XADD (or the error that refused it), then EXEC's array of XADD
     // replies (or EXECABORT when a queued command was refused).
     std::size_t at = 0;
-    for (std::size_t first = 0; first < bodies.size(); first += transaction_size) {
-      const std::size_t count = std::min(bodies.size(), first + transaction_size) - first;
+    for (const auto& [first, last] : chunks) {
+      const std::size_t count = last - first;
       if ((*replies)[at].is_error()) return detail::error_from_reply("MULTI", (*replies)[at]);
       for (std::size_t i = 1; i <= count; ++i) {
         if ((*replies)[at + i].is_error()) return detail::error_from_reply("XADD", (*replies)[at + i]);
@@ -1200,6 +1209,7 @@ class RedisBus final : public ports::MessageBus {
   // Long enough for the bench's and the hand-off's batches; short enough that one EXEC holds the
   // server for about a millisecond at most.
   static constexpr std::size_t transaction_size = 256;
+  static constexpr std::size_t transaction_bytes = 1 << 20;
   std::shared_ptr<Shared> shared_;
 };
 
