@@ -212,7 +212,8 @@ TEST_F(ReferencePipelineTest, ACrashBeforeEachHandOffNeitherLosesNorRepeatsAnyth
     EXPECT_EQ(times, 1) << corr_id;
     EXPECT_EQ(storage_->list("releases/" + corr_id).value().size(), 3u);
   }
-  // Code ran twice per task, but asked the model once: the redelivery reused the kept answer.
+  // Plan and code ran twice per task, but asked the model once: the redelivery reused the kept answer.
+  EXPECT_EQ(ai_requests("plan"), static_cast<std::uint64_t>(tasks));
   EXPECT_EQ(ai_requests("code"), static_cast<std::uint64_t>(tasks));
   EXPECT_TRUE(storage_->list("staging").value().empty());
 }

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -81,6 +82,24 @@ Result<T> ask_until_valid(Context& context, const ReferenceSettings& settings, s
 
 std::string folder_of(const JsonEnvelope& envelope, std::string_view kind) { return std::string(kind) + "/" + envelope.corr_id; }
 
+// The model's accepted answer, asked for once per `name` of this task and kept in the KV store
+// with once(): a redelivery (the worker died, or the hand-off failed) gets the same answer instead
+// of paying for another call and maybe getting a different one. The lease is owned by the
+// message's envelope id, so a redelivery of a message whose worker died inside the call takes it
+// over at once instead of waiting it out. Without a KV store, it just asks.
+Result<json::value> kept_answer(Context& context, const ReferenceSettings& settings, std::string_view kind, const std::string& name,
+                                const std::function<Result<json::value>()>& ask_for_it) {
+  if (!context.ports.kv) return ask_for_it();
+  OnceOptions once_options;
+  once_options.lease_ttl = settings.ai_timeout * std::max(1, settings.answer_attempts) + std::chrono::seconds{10};
+  once_options.stop = context.stop;
+  once_options.owner = context.envelope.id;
+  const auto key = keys::tenant_key(context.envelope.tenant_id, kind, name);
+  auto outcome = once(*context.ports.kv, key, ask_for_it, once_options);
+  if (!outcome) return std::move(outcome).error();
+  return std::move(outcome->value);
+}
+
 
 }  // namespace
 
@@ -90,10 +109,18 @@ std::string release_key(std::string_view tenant_id, std::string_view corr_id) {
 
 Result<CodeRequest> PlanPhase::handle(const TaskRequest& input, Context& context) {
   if (input.task.empty()) return permanent_failure("task: empty");
-  auto plan = ask_until_valid<Plan>(context, settings_, plan_system_prompt, {{"user", "Task: " + input.task}}, "plan",
-                                    [](const std::string& answer) { return parse_plan(answer); });
+  auto plan = kept_answer(context, settings_, "plan-answer", context.envelope.corr_id, [&]() -> Result<json::value> {
+    auto accepted = ask_until_valid<Plan>(context, settings_, plan_system_prompt, {{"user", "Task: " + input.task}}, "plan",
+                                          [](const std::string& answer) { return parse_plan(answer); });
+    if (!accepted) return std::move(accepted).error();
+    return json::value_from(*accepted);
+  });
   if (!plan) return std::move(plan).error();
-  return CodeRequest{input.task, std::move(*plan), 0, {}};
+  try {
+    return CodeRequest{input.task, json::value_to<Plan>(*plan), 0, {}};
+  } catch (const std::exception& broken) {
+    return permanent_failure("kept plan answer " + context.envelope.corr_id + " does not decode: " + broken.what());
+  }
 }
 
 Result<Workspace> CodePhase::handle(const CodeRequest& input, Context& context) {
@@ -113,20 +140,7 @@ Result<Workspace> CodePhase::handle(const CodeRequest& input, Context& context) 
     return json::value(std::move(stored));
   };
   // The answer for this (task, round) is kept, so a redelivery writes the very same files.
-  Result<json::value> answer;
-  if (context.ports.kv) {
-    OnceOptions once_options;
-    once_options.lease_ttl = settings_.ai_timeout * std::max(1, settings_.answer_attempts) + std::chrono::seconds{10};
-    once_options.stop = context.stop;
-    // A redelivery of this message takes over the lease of a delivery that died inside the call.
-    once_options.owner = context.envelope.id;
-    const auto key = keys::tenant_key(context.envelope.tenant_id, "code-answer", context.envelope.corr_id + ":" + std::to_string(input.round));
-    auto outcome = once(*context.ports.kv, key, generate, once_options);
-    if (outcome) answer = std::move(outcome->value);
-    else answer = std::move(outcome).error();
-  } else {
-    answer = generate();
-  }
+  auto answer = kept_answer(context, settings_, "code-answer", context.envelope.corr_id + ":" + std::to_string(input.round), generate);
   if (!answer) return std::move(answer).error();
 
   auto& storage = *context.ports.storage;
