@@ -18,9 +18,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -36,13 +37,37 @@ struct Request {
   std::string encoded;
   std::size_t expected = 1;
   std::vector<Reply> replies;
-  std::promise<Result<std::vector<Reply>>> promise;
-  std::atomic<bool> settled{false};
 
-  // The first outcome wins: a reply, a timeout or a lost connection.
-  void settle(Result<std::vector<Reply>> outcome) {
-    if (!settled.exchange(true)) promise.set_value(std::move(outcome));
+  // The first outcome wins: a reply, a timeout or a lost connection. (Not a std::promise: its
+  // set_value goes through std::call_once, which costs a futex system call every time, even when
+  // nobody waits, as with every caller-driven request.)
+  void settle(Result<std::vector<Reply>> result) {
+    if (settled.exchange(true)) return;
+    {
+      std::lock_guard lock(mutex);
+      outcome = std::move(result);
+      ready.store(true, std::memory_order_release);
+    }
+    done.notify_all();
   }
+  bool is_ready() const { return ready.load(std::memory_order_acquire); }
+  bool is_settled() const { return settled.load(); }
+  // False when the deadline passed first.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex);
+    return done.wait_until(lock, deadline, [&] { return outcome.has_value(); });
+  }
+  Result<std::vector<Reply>> take() {
+    std::lock_guard lock(mutex);
+    return std::move(*outcome);
+  }
+
+ private:
+  std::atomic<bool> settled{false};
+  std::atomic<bool> ready{false};
+  std::mutex mutex;
+  std::condition_variable done;
+  std::optional<Result<std::vector<Reply>>> outcome;
 };
 
 // Thrown inside the io coroutines to end a connection with a reason; caught in run(). `refused`
@@ -180,7 +205,6 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   }
 
   Result<std::vector<Reply>> submit(std::shared_ptr<Request> request, std::chrono::milliseconds timeout) {
-    auto future = request->promise.get_future();
     if (driver == Driver::caller) {
       std::lock_guard lock(driving);
       const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -192,7 +216,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       io.poll();
       if (auto refused = enqueue(request)) return *refused;
       writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
-      while (future.wait_for(std::chrono::seconds{0}) != std::future_status::ready) {
+      while (!request->is_ready()) {
         if (io.stopped()) io.restart();
         // Zero handlers run: the time is up, or the io coroutines have ended (the connection closes).
         if (io.run_one_until(deadline) == 0 && (std::chrono::steady_clock::now() >= deadline || io.stopped())) {
@@ -200,12 +224,12 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
           break;
         }
       }
-      return future.get();
+      return request->take();
     }
     if (auto refused = enqueue(request)) return *refused;
     asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
-    if (future.wait_for(timeout) == std::future_status::timeout) give_up(*request, timeout);
-    return future.get();
+    if (!request->wait_until(std::chrono::steady_clock::now() + timeout)) give_up(*request, timeout);
+    return request->take();
   }
 
   // Queues a request for the writer, unless the connection refuses every request now.
@@ -447,7 +471,7 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       }
       buffers.clear();
       for (const auto& request : batch) {
-        if (request->settled) continue;  // timed out while it waited
+        if (request->is_settled()) continue;  // timed out while it waited
         buffers.push_back(asio::buffer(request->encoded));
         in_flight.push_back(request);
       }
