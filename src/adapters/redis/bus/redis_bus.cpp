@@ -1036,10 +1036,10 @@ class RedisBus final : public ports::MessageBus {
 
   // The hot path: XADDs encoded straight into one pipeline, a transaction (MULTI ... EXEC) per
   // chunk of up to `transaction_size` envelopes or about `transaction_bytes` (Redis keeps a
-  // transaction's commands in memory until EXEC). Redis serves a blocked XREADGROUP after each command of a
-  // plain pipeline, so a reader would wake for the first entry alone and fetch the others in
-  // further round trips (each begun in one more); after an EXEC it gets the whole chunk in one
-  // read. A chunk is also all or nothing: a dropped connection leaves no half of it published.
+  // transaction's commands in memory until EXEC). Redis serves a blocked XREADGROUP after each
+  // command of a plain pipeline, so a reader would wake for the first entry alone and fetch the
+  // others in further round trips (each begun in one more); after an EXEC it gets the whole chunk
+  // in one read. A chunk is also all or nothing: a dropped connection leaves no half of it published.
   Result<void> publish_durable(const TopicKeys& keys, const std::vector<std::string>& bodies) {
     if (bodies.size() == 1) {
       std::string single;

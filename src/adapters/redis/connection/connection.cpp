@@ -57,8 +57,11 @@ struct Request {
     std::unique_lock lock(mutex);
     return done.wait_until(lock, deadline, [&] { return outcome.has_value(); });
   }
+  // Once settled (give_up settles too). Waits for a settle that another thread has begun: its
+  // outcome is stored just after it won.
   Result<std::vector<Reply>> take() {
-    std::lock_guard lock(mutex);
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return outcome.has_value(); });
     return std::move(*outcome);
   }
 
