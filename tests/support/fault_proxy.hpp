@@ -1,7 +1,8 @@
 #pragma once
 // Test double for a bad network: a TCP proxy on 127.0.0.1 in front of a local port that can add
-// latency, stall (hold every byte back while connections stay open), hold back only the replies, and cut (close every
-// connection and refuse new ones for a while). Plain threads and sockets; loopback only.
+// latency, stall (hold every byte back while connections stay open), hold back only the replies,
+// and cut (close every connection and refuse new ones for a while). Plain threads and sockets;
+// loopback only.
 
 #include <atomic>
 #include <chrono>
