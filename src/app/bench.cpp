@@ -36,6 +36,8 @@ std::int64_t now_ns() {
 }
 
 constexpr std::int64_t not_yet = -1;
+// Messages of each latency floor run (two per paced run): 2 s at 10k msg/s.
+constexpr std::size_t floor_messages = 20'000;
 
 // Per message: how often it was handled, and its latencies in microseconds.
 struct Ledger {
@@ -55,14 +57,18 @@ struct Percentiles {
   double p50 = 0, p90 = 0, p99 = 0, p999 = 0;
 };
 
+Percentiles percentiles(std::vector<std::int64_t> values) {
+  std::sort(values.begin(), values.end());
+  return {percentile(values, 0.50), percentile(values, 0.90), percentile(values, 0.99), percentile(values, 0.999)};
+}
+
 Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples) {
   std::vector<std::int64_t> values;
   values.reserve(samples.size());
   for (const auto& sample : samples) {
     if (const auto v = sample.load(); v != not_yet) values.push_back(v);
   }
-  std::sort(values.begin(), values.end());
-  return {percentile(values, 0.50), percentile(values, 0.90), percentile(values, 0.99), percentile(values, 0.999)};
+  return percentiles(std::move(values));
 }
 
 struct Usage {
@@ -217,6 +223,24 @@ int run_bench(const BenchOptions& options) {
     if (!before) return 1;
     baseline_runs.push_back(*before);
   }
+  // A paced run gets a latency floor too, before and after like the throughput baseline: the same
+  // rate and batches through the same server to a bare XREADGROUP reader, nothing of the bus in
+  // between. On a VM, a wake-up of a thread or of Redis on the other, idle vCPU costs a large share
+  // of a millisecond, and this shows how much of the bus's latency is that.
+  const bool measure_floor = !memory && options.mode == "bus" && options.rate > 0;
+  std::vector<std::int64_t> floor_samples;
+  const auto measure_floor_once = [&]() -> bool {
+    const auto sample = encode(make_envelope(space + ".load", json::value(make_payload(0))));
+    auto took = adapters::redis::time_paced_xadd_to_reader(*redis_options, "baton:{" + space + "}:floor",
+                                                           std::min<std::size_t>(options.messages, floor_messages), sample, options.rate);
+    if (!took) {
+      std::cerr << "baton bench: latency floor: " << took.error().message() << "\n";
+      return false;
+    }
+    floor_samples.insert(floor_samples.end(), took->begin(), took->end());
+    return true;
+  };
+  if (measure_floor && !measure_floor_once()) return 1;
 
   Ledger ledger(options.messages);
   std::unique_ptr<Runtime> runtime;
@@ -348,6 +372,9 @@ int run_bench(const BenchOptions& options) {
     baseline_runs.push_back(*after);
     baseline_per_s = (baseline_runs.front() + baseline_runs.back()) / 2;
   }
+  if (measure_floor && !measure_floor_once()) return 1;
+  const std::optional<Percentiles> floor = measure_floor ? std::optional(percentiles(floor_samples)) : std::nullopt;
+  const auto floor_field = [&](double Percentiles::*field) { return floor ? json::value((*floor).*field) : json::value(nullptr); };
 
   std::size_t duplicates = 0;
   for (const auto& count : ledger.handled) {
@@ -369,6 +396,8 @@ int run_bench(const BenchOptions& options) {
                       {"baseline_runs_per_s", json::value_from(baseline_runs)},
                       {"p50_us", to_handler.p50}, {"p90_us", to_handler.p90}, {"p99_us", to_handler.p99}, {"p999_us", to_handler.p999},
                       {"ack_p50_us", to_ack.p50}, {"ack_p90_us", to_ack.p90}, {"ack_p99_us", to_ack.p99}, {"ack_p999_us", to_ack.p999},
+                      {"floor_p50_us", floor_field(&Percentiles::p50)}, {"floor_p90_us", floor_field(&Percentiles::p90)},
+                      {"floor_p99_us", floor_field(&Percentiles::p99)}, {"floor_p999_us", floor_field(&Percentiles::p999)},
                       {"lost", lost}, {"duplicates", duplicates}, {"cpu_seconds", used.cpu_seconds}, {"peak_rss_mb", used.peak_rss_mb}};
   if (!options.json) {
     std::printf("mode %s: %zu messages of %zu bytes, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(), options.messages,
@@ -382,6 +411,10 @@ int run_bench(const BenchOptions& options) {
     const char* first_label = options.mode == "bus" ? "publish -> handler" : "submit -> completed";
     std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", first_label, to_handler.p50, to_handler.p90,
                 to_handler.p99, to_handler.p999);
+    if (floor) {
+      std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us (raw XADD -> XREADGROUP floor, same rate)\n",
+                  "floor", floor->p50, floor->p90, floor->p99, floor->p999);
+    }
     if (options.mode == "bus") {
       std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", "publish -> ack", to_ack.p50, to_ack.p90,
                   to_ack.p99, to_ack.p999);

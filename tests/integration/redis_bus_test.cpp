@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "baton/adapters/redis/redis_bus.hpp"
@@ -609,6 +610,60 @@ TEST(RedisBus, APublishedBatchTheServerRefusesIsAnErrorThatSaysWhy) {
   ASSERT_EQ(server.cli({"DEL", stream_key(topic)}), "1\n");
   ASSERT_TRUE(bus->publish_batch(topic, batch));
   EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), "3\n");
+}
+
+// The ids of the server's clients named `name` (CLIENT LIST).
+std::vector<std::string> clients_named(RedisServer& server, const std::string& name) {
+  std::vector<std::string> ids;
+  std::istringstream lines(server.cli({"CLIENT", "LIST"}));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(" name=" + name + " ") == std::string::npos) continue;
+    const auto id = line.find("id=");
+    ids.push_back(line.substr(id + 3, line.find(' ', id) - id - 3));
+  }
+  return ids;
+}
+
+// A publishing thread drives a connection of its own while one is free; past the limit, threads
+// share the pipelined connection, and every envelope is published once either way.
+TEST(RedisBus, PublishersBeyondTheirOwnConnectionsShareThePipelinedOne) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("publishers");
+  auto options = bus_options(server);
+  options.direct_publishers = 2;
+  auto bus = make_redis_bus(options);
+  constexpr int threads = 8, batches = 40, per_batch = 10;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> publishers;
+  for (int t = 0; t < threads; ++t) {
+    publishers.emplace_back([&, t] {
+      for (int b = 0; b < batches; ++b) {
+        std::vector<JsonEnvelope> batch;
+        for (int n = 0; n < per_batch; ++n) batch.push_back(make_envelope("test.publishers", boost::json::value{{"t", t}, {"n", n}}));
+        if (!bus->publish_batch(topic, batch)) ++failures;
+      }
+    });
+  }
+  for (auto& publisher : publishers) publisher.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), std::to_string(threads * batches * per_batch) + "\n");
+  const auto own = clients_named(server, "baton:publisher");
+  EXPECT_GE(own.size(), 1u);
+  EXPECT_LE(own.size(), 2u);
+
+  // A publisher's connection closed by the server is made again by its next publish.
+  for (const auto& id : own) EXPECT_EQ(server.cli({"CLIENT", "KILL", "ID", id}), "1\n");
+  ASSERT_TRUE(test::eventually([&] { return clients_named(server, "baton:publisher").empty(); }, 10s));
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.publishers", boost::json::value{{"after", "kill"}})));
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), std::to_string(threads * batches * per_batch + 1) + "\n");
+
+  // With none of their own, publishers take the shared connection.
+  options.direct_publishers = 0;
+  auto shared_only = make_redis_bus(options);
+  const auto before = clients_named(server, "baton:publisher").size();
+  ASSERT_TRUE(shared_only->publish(topic, make_envelope("test.publishers", boost::json::value{{"shared", true}})));
+  EXPECT_EQ(clients_named(server, "baton:publisher").size(), before);
+  EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), std::to_string(threads * batches * per_batch + 2) + "\n");
 }
 
 TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {

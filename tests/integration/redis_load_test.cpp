@@ -6,6 +6,7 @@
 
 #include <atomic>
 
+#include "baton/adapters/redis/redis_baseline.hpp"
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
@@ -72,6 +73,36 @@ TEST(RedisLoad, FiftyThousandMessagesAreEachHandledExactlyOnce) {
   auto stats = publisher->topic_stats(topic);
   ASSERT_TRUE(stats);
   EXPECT_EQ(stats->dead_letters, 0u);
+}
+
+// `baton bench`'s latency floor: every entry published at the pace is timed on its way to a
+// reader blocked in XREADGROUP, and the stream is gone afterwards.
+TEST(RedisLoad, TheLatencyFloorTimesEveryEntryOnItsWayToAReader) {
+  test::RedisServer server({.append_only = false});
+  const auto options = parse_redis_url(server.url()).value();
+  const std::string key = "baton:{" + test::unique_name("floor") + "}:floor";
+  const auto started = std::chrono::steady_clock::now();
+  auto floor = time_paced_xadd_to_reader(options, key, 600, std::string(256, 'x'), 2000);
+  ASSERT_TRUE(floor) << floor.error().message();
+  EXPECT_EQ(floor->size(), 600u);
+  for (const auto micros : *floor) {
+    EXPECT_GE(micros, 0);
+    EXPECT_LT(micros, 10'000'000);
+  }
+  // Paced: 600 entries at 2,000 per second take at least 0.3 s to publish (two per millisecond).
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 299ms);
+  EXPECT_EQ(server.cli({"EXISTS", key}), "0\n");
+
+  const auto no_rate = time_paced_xadd_to_reader(options, key, 10, "x", 0);
+  ASSERT_FALSE(no_rate);
+  EXPECT_EQ(no_rate.error(), errc::invalid_argument);
+
+  server.stop();
+  auto short_timeout = options;
+  short_timeout.request_timeout = 300ms;
+  const auto gone = time_paced_xadd_to_reader(short_timeout, key, 10, "x", 1000);
+  ASSERT_FALSE(gone);
+  EXPECT_TRUE(is_retryable(gone.error())) << gone.error().message();
 }
 
 }  // namespace

@@ -1,19 +1,32 @@
 #pragma once
-// The raw speed of a Redis server, measured by this adapter's own client, as the yardstick for
-// `baton bench`: `count` XADDs of `payload` (field "e", as the bus writes it) to `key`, pipelined
-// `window` at a time on one connection. The key is deleted before and after.
+// The raw speed of a Redis server, measured by this adapter's own client, as the yardsticks for
+// `baton bench`.
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "baton/adapters/redis/redis_options.hpp"
 #include "baton/core/result.hpp"
 
 namespace baton::adapters::redis {
 
+// Throughput: `count` XADDs of `payload` (field "e", as the bus writes it) to `key`, pipelined
+// `window` at a time on one connection. The key is deleted before and after.
 Result<std::chrono::nanoseconds> time_pipelined_xadd(const RedisOptions& options, const std::string& key, std::size_t count,
                                                      std::string_view payload, std::size_t window = 1000);
+
+// Latency at a steady rate: `count` XADDs of `payload` published as the bus publishes a batch
+// (MULTI, XADDs, EXEC), `rate / 1000` per millisecond, while a reader on its own connection and
+// thread waits in XREADGROUP ... BLOCK for them. Returns, per entry, the microseconds from just
+// before its batch was written to the reader having parsed it: the floor under the bus's
+// publish -> handler latency on this server and machine, with nothing of the bus in between. The
+// key is deleted before and after. An entry the reader did not get within `timeout` is an error.
+Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& options, const std::string& key, std::size_t count,
+                                                            std::string_view payload, double rate,
+                                                            std::chrono::milliseconds timeout = std::chrono::seconds{30});
 
 }  // namespace baton::adapters::redis
