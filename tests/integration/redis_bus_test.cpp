@@ -612,17 +612,21 @@ TEST(RedisBus, APublishedBatchTheServerRefusesIsAnErrorThatSaysWhy) {
   EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), "3\n");
 }
 
-// The ids of the server's clients named `name` (CLIENT LIST).
-std::vector<std::string> clients_named(RedisServer& server, const std::string& name) {
-  std::vector<std::string> ids;
+// One field (`id`, `cmd`, ...) of each of the server's clients named `name`, from CLIENT LIST.
+std::vector<std::string> client_field(RedisServer& server, const std::string& name, const std::string& field) {
+  std::vector<std::string> values;
   std::istringstream lines(server.cli({"CLIENT", "LIST"}));
   for (std::string line; std::getline(lines, line);) {
     if (line.find(" name=" + name + " ") == std::string::npos) continue;
-    const auto id = line.find("id=");
-    ids.push_back(line.substr(id + 3, line.find(' ', id) - id - 3));
+    const auto at = (" " + line).find(" " + field + "=");  // the first field has no space before it
+    if (at == std::string::npos) continue;
+    const auto start = at + field.size() + 1;
+    values.push_back(line.substr(start, line.find(' ', start) - start));
   }
-  return ids;
+  return values;
 }
+
+std::vector<std::string> clients_named(RedisServer& server, const std::string& name) { return client_field(server, name, "id"); }
 
 // A publishing thread drives a connection of its own while one is free; past the limit, threads
 // share the pipelined connection, and every envelope is published once either way.
@@ -664,6 +668,38 @@ TEST(RedisBus, PublishersBeyondTheirOwnConnectionsShareThePipelinedOne) {
   ASSERT_TRUE(shared_only->publish(topic, make_envelope("test.publishers", boost::json::value{{"shared", true}})));
   EXPECT_EQ(clients_named(server, "baton:publisher").size(), before);
   EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), std::to_string(threads * batches * per_batch + 2) + "\n");
+}
+
+// A backlog is read by the subscription's further reader too (side by side with the first), and
+// every entry is still handled once.
+TEST(RedisBus, ABacklogIsReadBySeveralReadersOfOneSubscription) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("backlog");
+  auto options = bus_options(server);
+  options.readers = 2;
+  options.read_count = 50;
+  auto bus = make_redis_bus(options);
+  constexpr int total = 3000;
+  std::vector<JsonEnvelope> batch;
+  for (int n = 0; n < total; ++n) batch.push_back(make_envelope("test.backlog", boost::json::value{{"n", n}}));
+  ASSERT_TRUE(bus->publish_batch(topic, batch));
+
+  std::vector<std::atomic<int>> handled(total);
+  std::atomic<int> distinct{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
+    if (handled[static_cast<std::size_t>(envelope.payload.at("n").to_number<int>())]++ == 0) ++distinct;
+    return {};
+  }, durable("backlog", "only", 2));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(test::eventually([&] { return distinct.load() == total; }, 60s)) << distinct.load() << " of " << total;
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "backlog"}).starts_with("0\n"); }, 10s));
+  for (int n = 0; n < total; ++n) EXPECT_EQ(handled[static_cast<std::size_t>(n)].load(), 1) << "entry " << n;
+  // Both readers read (a reader that never did shows only its connection's setup command).
+  const auto commands = client_field(server, "baton:reader", "cmd");
+  ASSERT_EQ(commands.size(), 2u);
+  for (const auto& command : commands) {
+    EXPECT_TRUE(command == "xreadgroup" || command == "set" || command == "evalsha") << command;
+  }
 }
 
 TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {

@@ -32,6 +32,10 @@ struct RedisBusOptions {
   RedisOptions redis;
   std::chrono::milliseconds block{250};             // XREADGROUP BLOCK; also bounds how long stop() waits
   std::size_t read_count = 256;                     // entries fetched per read (and begun in one pipeline)
+  // Reader threads per subscription, each with a connection of its own, reading and beginning
+  // side by side as the same consumer: one reader's round trips in a row were what bounded a
+  // subscription's throughput (docs/BENCHMARKS.md). At least 1.
+  std::size_t readers = 2;
   std::chrono::milliseconds reclaim_idle{30'000};   // an entry idle this long belongs to a dead consumer
   std::chrono::milliseconds reclaim_interval{1'000};  // how often XAUTOCLAIM looks
   std::chrono::milliseconds retry_poll{20};         // how often due redeliveries are moved back

@@ -245,12 +245,14 @@ class RedisSubscription final : public ports::Subscription::Control {
     commit_record_ = keys_.group_key(options_.group, "commit") + ":" + options_.consumer;
     // A commit is tried again for up to reclaim_idle / 2 (persistently); the record outlives that.
     commit_record_ttl_ = std::to_string(std::max(2 * shared_->options.reclaim_idle, std::chrono::milliseconds{10'000}).count());
-    // The reader and the committer each run their own connection's I/O on their own thread: a
+    // The readers and the committer each run their own connection's I/O on their own thread: a
     // read, a begin and a group commit are then round trips without a hand-over between threads.
     RedisOptions blocking = shared_->options.redis;
     blocking.request_timeout = shared_->options.block + blocking.request_timeout;
     blocking.client_name += ":reader";
-    reader_connection_ = std::make_unique<Connection>(blocking, Connection::Driver::caller);
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, shared_->options.readers); ++i) {
+      reader_connections_.push_back(std::make_unique<Connection>(blocking, Connection::Driver::caller));
+    }
     RedisOptions committing = shared_->options.redis;
     committing.client_name += ":committer";
     commit_connection_ = std::make_unique<Connection>(committing, Connection::Driver::caller);
@@ -265,7 +267,7 @@ class RedisSubscription final : public ports::Subscription::Control {
                                                          stream == keys_.stream ? start_id : "0", "MKSTREAM"});
       if (!created && created.error() != errc::conflict) return std::move(created).error();  // BUSYGROUP is fine
     }
-    reader_ = std::thread([this] { read_loop(); });
+    for (std::size_t i = 0; i < reader_connections_.size(); ++i) readers_.emplace_back([this, i] { read_loop(i); });
     for (int i = 0; i < options_.concurrency; ++i) workers_.emplace_back([this] { work_loop(); });
     committer_ = std::thread([this] { commit_loop(); });
     return {};
@@ -279,8 +281,11 @@ class RedisSubscription final : public ports::Subscription::Control {
       room_.notify_all();
       work_ready_.notify_all();
       commit_ready_.notify_all();
+      backlog_ready_.notify_all();
     }
-    if (reader_.joinable()) reader_.join();
+    for (auto& reader : readers_) {
+      if (reader.joinable()) reader.join();
+    }
     for (auto& worker : workers_) {
       if (worker.joinable()) worker.join();
     }
@@ -296,8 +301,27 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
  private:
-  // ---- the reader: reads, reclaims, moves due retries, keeps running handlers' entries alive ----
-  void read_loop() {
+  // ---- the readers: read and begin; the first also reclaims, moves due retries, trims and keeps
+  // running handlers' entries alive. With one reader, its round trips in a row (read, begin, read,
+  // ...) bounded a subscription's throughput while Redis still had time to spare. Further readers
+  // join in while there is a backlog (the last read came back full), reading without blocking and
+  // beginning side by side, as the same consumer, into the same queue; with no backlog they wait
+  // here, so a subscription that keeps up has one reader blocked in Redis, not several.
+  void read_loop(std::size_t index) {
+    Connection& connection = *reader_connections_[index];
+    if (index > 0) {
+      while (true) {
+        {
+          std::unique_lock lock(mutex_);
+          // A stop ends the wait whatever the backlog, so the stop is checked on its own.
+          backlog_ready_.wait(lock, stop_.get_token(), [&] { return backlog_; });
+          if (stop_.stop_requested()) return;
+        }
+        const auto room = wait_for_room(std::chrono::steady_clock::now() + shared_->options.block, shared_->options.read_count);
+        if (room > 0) read(connection, room, std::nullopt, false);
+        release_room(room);
+      }
+    }
     auto next_reclaim = std::chrono::steady_clock::now();
     auto next_move = std::chrono::steady_clock::now();
     auto next_keep_alive = std::chrono::steady_clock::now();
@@ -320,14 +344,15 @@ class RedisSubscription final : public ports::Subscription::Control {
       }
       // Never wait past the next housekeeping moment.
       const auto until = std::min({next_move, next_reclaim, next_keep_alive});
-      const std::size_t room = wait_for_room(until);
+      const std::size_t room = wait_for_room(until, shared_->options.read_count);
       if (room == 0) {
         if (move_now) move_due();
         continue;
       }
       const auto block = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
                                     std::chrono::milliseconds{1}, shared_->options.block);
-      read(std::min(room, shared_->options.read_count), block, move_now);
+      read(connection, room, block, move_now);
+      release_room(room);
     }
   }
 
@@ -352,23 +377,41 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Entries waiting to start and outcomes waiting for the group commit both count: a slow Redis
-  // slows the reads down instead of piling work up in memory.
-  std::size_t wait_for_room(std::chrono::steady_clock::time_point until) {
+  // slows the reads down instead of piling work up in memory. So does room a reader took for a
+  // read in progress (up to `most`), until it gives it back with release_room once the entries
+  // are queued.
+  std::size_t wait_for_room(std::chrono::steady_clock::time_point until, std::size_t most) {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = this->capacity();
-    const auto held = [&] { return queue_.size() + commits_.size(); };
+    const auto held = [&] { return queue_.size() + commits_.size() + reading_; };
     room_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
-    return held() < capacity ? capacity - held() : 0;
+    const std::size_t room = held() < capacity ? std::min(most, capacity - held()) : 0;
+    reading_ += room;
+    return room;
+  }
+
+  void release_room(std::size_t room) {
+    if (room == 0) return;
+    std::lock_guard lock(mutex_);
+    reading_ -= room;
+    room_.notify_one();
   }
 
   // One XREADGROUP over the topic and the group's redelivery stream; with `move_due_first`, the due
   // redeliveries are moved in the same round trip, just before, so that this read finds them.
-  void read(std::size_t count, std::chrono::milliseconds block, bool move_due_first) {
+  // Without `block`, the read returns at once, with what there is.
+  void read(Connection& connection, std::size_t count, std::optional<std::chrono::milliseconds> block, bool move_due_first) {
     std::string pipeline;
     if (move_due_first) pipeline = shared_->move_due_script.encode_call({retry_set_, redeliveries_}, {"256"});
-    pipeline += detail::encode_command({"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(count),
-                                        "BLOCK", std::to_string(block.count()), "STREAMS", keys_.stream, redeliveries_, ">", ">"});
-    auto replies = reader_connection_->execute_encoded(std::move(pipeline), move_due_first ? 2 : 1,
+    Command command{"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(count)};
+    if (block) {
+      command.push_back("BLOCK");
+      command.push_back(std::to_string(block->count()));
+    }
+    for (const char* argument : {"STREAMS", ">", ">"}) command.emplace_back(argument);
+    command.insert(command.end() - 2, {keys_.stream, redeliveries_});
+    pipeline += detail::encode_command(command);
+    auto replies = connection.execute_encoded(std::move(pipeline), move_due_first ? 2 : 1,
                                                        move_due_first ? "move due, XREADGROUP" : "XREADGROUP");
     if (!replies) {
       pause_after_error(replies.error());
@@ -387,8 +430,8 @@ class RedisSubscription final : public ports::Subscription::Control {
       const auto failed = detail::error_from_reply("XREADGROUP", reply);
       if (failed == errc::not_found) {
         // NOGROUP: the stream was deleted under us (or flushed); make the group again.
-        (void)reader_connection_->execute(Command{"XGROUP", "CREATE", keys_.stream, options_.group, "0", "MKSTREAM"});
-        (void)reader_connection_->execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
+        (void)connection.execute(Command{"XGROUP", "CREATE", keys_.stream, options_.group, "0", "MKSTREAM"});
+        (void)connection.execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
       }
       pause_after_error(failed);
       return;
@@ -400,7 +443,16 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], entries);
       }
     }
-    admit(std::move(entries), Source::new_entries);
+    note_backlog(entries.size() == count);
+    admit(connection, std::move(entries), Source::new_entries);
+  }
+
+  // A full read says more is waiting: the further readers join in until a read comes back short.
+  void note_backlog(bool full) {
+    if (reader_connections_.size() < 2) return;
+    std::lock_guard lock(mutex_);
+    if (full && !backlog_) backlog_ready_.notify_all();
+    backlog_ = full;
   }
 
   // Entries a read returned were new to the group and are this consumer's, first delivery; entries
@@ -410,7 +462,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Decodes what was read or reclaimed and begins it in batches: entries that are ours and not yet
   // done are queued for the workers; entries already done are completed; entries
   // lost meanwhile are dropped.
-  void admit(std::vector<Entry> entries, Source source) {
+  void admit(Connection& connection, std::vector<Entry> entries, Source source) {
     std::vector<Entry> ready;
     std::map<const std::string*, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
     const std::string mark_prefix = keys_.group_key(options_.group, "mark") + ":";
@@ -429,7 +481,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     for (auto& [stream, batch] : to_begin) {
       for (std::size_t first = 0; first < batch.size(); first += script_batch) {
-        begin(*stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
+        begin(connection, *stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
       }
     }
     enqueue(std::move(ready));
@@ -442,7 +494,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // still holds; new entries were delivered to it by the read itself. Neither is one atomic step
   // with the handler, and need not be: every outcome is fenced again by its script, and a mark taken
   // for an entry found lost is dropped.
-  void begin(const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready) {
+  void begin(Connection& connection, const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready) {
     const bool look_up = source == Source::taken_over;
     const std::string mark_ttl = std::to_string(options_.dedup_window.count());
     std::string pipeline;
@@ -467,7 +519,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     const std::size_t first_mark = look_up ? 1 : 0;
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = reader_connection_->execute_encoded(pipeline, batch.size() + first_mark,
+      auto pipelined = connection.execute_encoded(pipeline, batch.size() + first_mark,
                                                            look_up ? "begin (XPENDING, SET NX GET)" : "begin (SET NX GET)");
       if (pipelined && look_up && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
@@ -497,7 +549,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       const bool ours = is_ours(entry);
       const bool marked_now = mark.kind == Reply::Kind::nil;
       if (!ours) {
-        if (marked_now) (void)shared_->drop_mark_script.run(*reader_connection_, {entry.mark_key}, {mark_of(entry)});
+        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {mark_of(entry)});
         shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
       } else if (mark.is_error()) {
         shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
@@ -519,7 +571,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         const std::string carrier_id = bar == std::string::npos ? carrier : carrier.substr(bar + 1);
         lookups.push_back(Command{"XPENDING", carrier_stream, options_.group, carrier_id, carrier_id, "1"});
       }
-      auto pending = reader_connection_->execute_pipeline(std::move(lookups));
+      auto pending = connection.execute_pipeline(std::move(lookups));
       for (std::size_t i = 0; i < other_carrier.size(); ++i) {
         Entry& entry = *other_carrier[i].first;
         const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
@@ -571,7 +623,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   void move_due() {
-    auto moved = shared_->move_due_script.run(*reader_connection_, {retry_set_, redeliveries_}, {"256"});
+    auto moved = shared_->move_due_script.run(housekeeping(), {retry_set_, redeliveries_}, {"256"});
     if (!moved) shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", moved.error().message()}});
   }
 
@@ -583,7 +635,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (const std::string* stream : {&keys_.stream, &redeliveries_}) {
       std::string cursor = "0-0";
       for (int round = 0; round < max_rounds; ++round) {
-        auto reply = reader_connection_->execute(Command{"XAUTOCLAIM", *stream, options_.group, options_.consumer,
+        auto reply = housekeeping().execute(Command{"XAUTOCLAIM", *stream, options_.group, options_.consumer,
                                                          std::to_string(shared_->options.reclaim_idle.count()), cursor,
                                                          "COUNT", std::to_string(shared_->options.read_count)});
         if (!reply || !reply->is_array() || reply->elements.size() < 2) break;
@@ -606,7 +658,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     // The delivery count is the fencing token: read it for each claimed entry.
     std::vector<Command> counts;
     for (const auto& entry : claimed) counts.push_back(Command{"XPENDING", stream, options_.group, entry.id, entry.id, "1"});
-    auto pending = reader_connection_->execute_pipeline(std::move(counts));
+    auto pending = housekeeping().execute_pipeline(std::move(counts));
     if (!pending) return;
     for (std::size_t i = 0; i < claimed.size(); ++i) {
       const auto& row = (*pending)[i];
@@ -616,14 +668,14 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     shared_->logger.info("reclaimed entries of a silent consumer",
                          {{"topic", topic_}, {"group", options_.group}, {"count", claimed.size()}});
-    admit(std::move(claimed), Source::taken_over);
+    admit(housekeeping(), std::move(claimed), Source::taken_over);
   }
 
   // Every entry this consumer holds, waiting in the queue or running, stays ours while we live:
   // slowness alone never hands it to another consumer.
   void trim() {
     for (const auto& stream : {keys_.stream, redeliveries_}) {
-      auto trimmed = shared_->trim_script.run(*reader_connection_, {stream}, {std::to_string(shared_->options.retain_acked.count())});
+      auto trimmed = shared_->trim_script.run(housekeeping(), {stream}, {std::to_string(shared_->options.retain_acked.count())});
       if (!trimmed) shared_->logger.warn("trimming failed", {{"topic", topic_}, {"error", trimmed.error().message()}});
     }
   }
@@ -648,7 +700,7 @@ class RedisSubscription final : public ports::Subscription::Control {
           arguments.push_back(ids[i - first]);
           arguments.push_back(std::to_string(held[i].deliveries));
         }
-        auto kept = shared_->keep_alive_script.run(*reader_connection_, {*stream}, arguments);
+        auto kept = shared_->keep_alive_script.run(housekeeping(), {*stream}, arguments);
         if (!kept) shared_->logger.warn("keep-alive failed", {{"topic", topic_}, {"error", kept.error().message()}});
       }
     }
@@ -938,14 +990,19 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::string commit_record_ttl_;
   std::string commit_token_prefix_ = new_uuid_v7() + ":";
   std::uint64_t commits_sent_ = 0;  // committer thread only
-  std::unique_ptr<Connection> reader_connection_;  // the reader thread's: reads and begins
+  // The reader threads', one each: reads and begins; the first one's also for the housekeeping.
+  std::vector<std::unique_ptr<Connection>> reader_connections_;
+  Connection& housekeeping() { return *reader_connections_.front(); }
   std::unique_ptr<Connection> commit_connection_;  // the committer thread's: group commits
 
   std::mutex mutex_;
   std::condition_variable_any room_;          // the reader waits here for room to read more
   std::condition_variable_any work_ready_;    // the workers wait here for entries
   std::condition_variable_any commit_ready_;  // the committer waits here for outcomes
+  std::condition_variable_any backlog_ready_;  // further readers wait here for a backlog
   std::deque<Entry> queue_;     // read, not yet started
+  std::size_t reading_ = 0;     // room the readers took for reads in progress
+  bool backlog_ = false;        // the last read came back full
   // Being handled or waiting for the group commit (kept alive), by stream and id.
   std::unordered_set<Held, HeldHash> running_;
   std::deque<Completion> commits_;  // handled, outcome not yet recorded
@@ -953,7 +1010,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   bool workers_done_ = false;       // set by stop() once the workers have returned
   std::stop_source stop_;
   std::atomic<bool> stopped_{false};
-  std::thread reader_;
+  std::vector<std::thread> readers_;
   std::vector<std::thread> workers_;
   std::thread committer_;
 };
