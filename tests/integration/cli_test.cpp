@@ -21,6 +21,7 @@
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
+#include "support/child_process.hpp"
 #include "support/http_get.hpp"
 #include "support/pass_through_phase.hpp"
 #include "support/recorder.hpp"
@@ -186,9 +187,11 @@ TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   std::array<const char*, 5> child_arguments = {BATON_EXECUTABLE, "run", "--http", "127.0.0.1:0", nullptr};
   int out[2];
   ASSERT_EQ(::pipe(out), 0);
+  const pid_t test_process = ::getpid();
   const pid_t worker = ::fork();
   ASSERT_GE(worker, 0);
   if (worker == 0) {
+    baton::test::die_with_parent(test_process);
     ::dup2(out[1], STDOUT_FILENO);
     ::close(out[0]);
     const int null = ::open("/dev/null", O_WRONLY);
