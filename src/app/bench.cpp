@@ -19,6 +19,7 @@
 #include "baton/app/local_redis.hpp"
 #include "baton/app/percentile.hpp"
 #include "baton/app/phase_registry.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "baton/core/codec.hpp"
 #include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
@@ -173,6 +174,7 @@ int run_bench(const BenchOptions& options) {
     return 1;
   }
   const stdfs::path folder = folder_text;
+  remember_scratch_folder(folder.string());
   log::log_to_file(folder / "bench.log");  // warnings of a run go to a file, not over the progress bar
   log::set_level(log::Level::warn);
 
@@ -429,6 +431,7 @@ int run_bench(const BenchOptions& options) {
   private_server.reset();
   std::error_code ignored;
   stdfs::remove_all(folder, ignored);
+  forget_scratch_folder(folder.string());
   if (lost > 0 || duplicates > 0 || produce_failed) {
     std::cerr << "baton bench: FAILED: " << lost << " lost, " << duplicates << " duplicated\n";
     return 1;

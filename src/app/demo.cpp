@@ -22,6 +22,7 @@
 #include "baton/app/local_redis.hpp"
 #include "baton/app/percentile.hpp"
 #include "baton/app/phase_registry.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "baton/app/tasks.hpp"
 #include "baton/core/codec.hpp"
 #include "baton/core/log.hpp"
@@ -56,8 +57,10 @@ class WorkerProcess {
     for (auto& variable : environment_) envp.push_back(variable.data());
     envp.push_back(nullptr);
     const int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      die_with_parent(parent);
       if (log_fd >= 0) {
         ::dup2(log_fd, STDOUT_FILENO);
         ::dup2(log_fd, STDERR_FILENO);
@@ -223,12 +226,14 @@ int run_demo(const DemoOptions& options) {
     return 1;
   }
   const stdfs::path folder = folder_pattern;
+  if (!options.keep) remember_scratch_folder(folder.string());
   const auto cleanup = [&] {
     if (options.keep) {
       std::cout << "kept: " << folder.string() << " (logs/, storage/)\n";
     } else {
       std::error_code ignored;
       stdfs::remove_all(folder, ignored);
+      forget_scratch_folder(folder.string());
     }
   };
   stdfs::create_directories(folder / "logs");

@@ -1,5 +1,7 @@
 #include "baton/app/local_redis.hpp"
 
+#include "baton/app/process_lifetime.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -86,6 +88,7 @@ LocalRedisServer::LocalRedisServer(LocalRedisOptions options) : options_(std::mo
   std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
   if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
   directory_ = pattern;
+  remember_scratch_folder(directory_.string());
   if (options_.prepare) options_.prepare(directory_);
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
@@ -104,6 +107,7 @@ LocalRedisServer::~LocalRedisServer() {
   stop();
   std::error_code ignored;
   std::filesystem::remove_all(directory_, ignored);
+  forget_scratch_folder(directory_.string());
 }
 
 void LocalRedisServer::start() {
@@ -126,9 +130,11 @@ void LocalRedisServer::start() {
   std::vector<char*> argv;
   for (auto& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    die_with_parent(parent);
       // The parent may block SIGINT/SIGTERM for sigwait; the child must not inherit that mask.
       sigset_t none;
       sigemptyset(&none);

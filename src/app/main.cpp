@@ -30,6 +30,7 @@
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/phase_registry.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "baton/app/bench.hpp"
 #include "baton/app/demo.hpp"
 #include "baton/app/tasks.hpp"
@@ -382,8 +383,12 @@ int main(int argc, char** argv) {
   else if (dlq_show_command->parsed()) code = dlq_show(common, dead_letter_id, phase);
   else if (status_command->parsed()) code = status(common);
   else if (trace_command->parsed()) code = trace(common, corr_id, trace_tenant);
-  else if (bench_command->parsed()) code = app::run_bench(bench_options);
+  else if (bench_command->parsed()) {
+    app::exit_on_stop_signal("bench");
+    code = app::run_bench(bench_options);
+  }
   else if (demo_command->parsed()) {
+    app::exit_on_stop_signal("demo");
     demo_options.timeout = std::chrono::seconds{demo_timeout_s};
     code = app::run_demo(demo_options);
   }

@@ -16,12 +16,14 @@
 #include <chrono>
 #include <boost/json/parse.hpp>
 #include <cstdio>
+#include <sstream>
+#include <fstream>
 
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
-#include "support/child_process.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "support/http_get.hpp"
 #include "support/pass_through_phase.hpp"
 #include "support/recorder.hpp"
@@ -191,7 +193,7 @@ TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   const pid_t worker = ::fork();
   ASSERT_GE(worker, 0);
   if (worker == 0) {
-    baton::test::die_with_parent(test_process);
+    baton::app::die_with_parent(test_process);
     ::dup2(out[1], STDOUT_FILENO);
     ::close(out[0]);
     const int null = ::open("/dev/null", O_WRONLY);
@@ -234,6 +236,81 @@ TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   while (std::fgets(line, sizeof line, output)) rest += line;
   std::fclose(output);
   EXPECT_NE(rest.find("stopped"), std::string::npos) << rest;
+}
+
+// The children of `parent` named `name` (from /proc: the comm field and the parent pid of each).
+std::vector<pid_t> children_named(pid_t parent, const std::string& name) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto pid_text = entry.path().filename().string();
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || line.substr(open + 1, close - open - 1) != name) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != "Z") found.push_back(static_cast<pid_t>(std::stoi(pid_text)));
+  }
+  return found;
+}
+
+// Alive and not a zombie (a zombie has ended; this machine's init may be slow to reap it).
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  return line.substr(line.rfind(')') + 2, 1) != "Z";
+}
+
+// Ctrl-C on a long `baton bench` ends it at once (exit 130) and takes its private redis-server and
+// scratch folders with it, where the blocked stop signals used to make it run to the end.
+TEST(Cli, AnInterruptedBenchEndsAtOnceAndLeavesNothingBehind) {
+  using namespace std::chrono_literals;
+  const pid_t test_process = ::getpid();
+  const pid_t bench = ::fork();
+  ASSERT_GE(bench, 0);
+  if (bench == 0) {
+    baton::app::die_with_parent(test_process);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    ::execl(BATON_EXECUTABLE, BATON_EXECUTABLE, "bench", "--messages", "1000000", "--rate", "10000", "--json",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // The private server and its folder, once it serves: redis-server moves into its `--dir` while it
+  // starts (and then rewrites its command line), and says when it is ready in its log there.
+  pid_t server = 0;
+  std::filesystem::path server_folder;
+  const auto server_found = [&] {
+    for (const pid_t child : children_named(bench, "redis-server")) {
+      std::error_code gone;
+      const auto folder = std::filesystem::read_symlink("/proc/" + std::to_string(child) + "/cwd", gone);
+      std::ifstream log(folder / "redis.log");
+      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      if (!gone && text.find("Ready to accept connections") != std::string::npos) {
+        server = child;
+        server_folder = folder;
+        return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(baton::test::eventually(server_found, 30s));
+
+  const auto interrupted = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(bench, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(bench, &status, 0), bench);
+  EXPECT_LT(std::chrono::steady_clock::now() - interrupted, 10s);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_TRUE(baton::test::eventually([&] { return !running(server); }, 10s)) << "redis-server outlived the bench";
+  EXPECT_FALSE(std::filesystem::exists(server_folder)) << server_folder;
 }
 
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {

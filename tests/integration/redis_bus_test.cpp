@@ -23,7 +23,7 @@
 #include "baton/core/once.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
-#include "support/child_process.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
@@ -92,7 +92,7 @@ pid_t spawn_worker(const RedisServer& server, const std::string& topic, const ch
   const pid_t test = ::getpid();
   const pid_t worker = ::fork();
   if (worker == 0) {
-    test::die_with_parent(test);
+    app::die_with_parent(test);
     if (!log_path.empty()) {
       const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(log, STDERR_FILENO);
