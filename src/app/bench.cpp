@@ -227,8 +227,8 @@ int run_bench(const BenchOptions& options) {
   }
   // A paced run gets a latency floor too, before and after like the throughput baseline: the same
   // rate and batches through the same server to a bare XREADGROUP reader, nothing of the bus in
-  // between. On a VM, a wake-up of a thread or of Redis on the other, idle vCPU costs a large share
-  // of a millisecond, and this shows how much of the bus's latency is that.
+  // between. On this VM a wake-up of Redis or of a thread on the other, idle vCPU was seen to take
+  // 80-180 us (docs/BENCHMARKS.md, round 7), and this shows how much of the bus's latency is that.
   const bool measure_floor = !memory && options.mode == "bus" && options.rate > 0;
   std::vector<std::int64_t> floor_samples;
   const auto measure_floor_once = [&]() -> bool {
