@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -72,14 +73,15 @@ Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& 
   std::vector<std::int64_t> micros;
   micros.reserve(count);
   std::optional<Error> read_failure;  // read after the join
-  std::atomic<std::size_t> received{0};
   std::atomic<bool> reader_ended{false}, give_up{false};
+  // Set once everything is published: the reader stops at its next read after it.
+  std::atomic<std::int64_t> read_until{std::numeric_limits<std::int64_t>::max()};
   std::thread reading([&] {
     struct Ended {
       std::atomic<bool>& flag;
       ~Ended() { flag = true; }
     } ended{reader_ended};
-    while (micros.size() < count && !give_up.load()) {
+    while (micros.size() < count && !give_up.load() && steady_ns() < read_until.load()) {
       auto replies = reader.execute_encoded(detail::encode_command({"XREADGROUP", "GROUP", "floor", "reader", "COUNT", "1000", "BLOCK", "1000",
                                                                     "STREAMS", key, ">"}),
                                             1, "XREADGROUP");
@@ -100,7 +102,6 @@ Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& 
           if (const auto sent = sent_at(entry)) micros.push_back((now - *sent) / 1000);
         }
       }
-      received = micros.size();
     }
   });
 
@@ -134,11 +135,8 @@ Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& 
     }
     sent += batch;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!publish_failure && received.load() < count && !reader_ended.load() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds{2});
-  }
-  give_up = true;
+  if (publish_failure) give_up = true;
+  read_until = steady_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   reading.join();
   (void)publisher.execute({"DEL", key});
   if (publish_failure) return *publish_failure;
