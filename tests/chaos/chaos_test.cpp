@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "baton/adapters/redis/redis_bus.hpp"
+#include "baton/app/process_lifetime.hpp"
 #include "baton/core/codec.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "support/fault_proxy.hpp"
@@ -113,8 +114,11 @@ class Chaos {
                       concurrency = std::to_string(options_.concurrency), cured = cured_ ? "1" : "0",
                       retain = std::to_string(options_.retain_ms),
                       url = proxy_ ? "redis://127.0.0.1:" + std::to_string(proxy_->port()) : server_.url();
+    const pid_t test = ::getpid();
     const pid_t pid = ::fork();
     if (pid == 0) {
+      // Forked on the test's own thread: a test ended by ctest's timeout takes its workers with it.
+      app::die_with_parent(test);
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
