@@ -541,8 +541,8 @@ TEST(Chaos, SigtermDuringLoadLeavesNothingHalfDoneAndNothingRunsTwice) {
 }
 
 // 8. The paused worker (fencing): SIGSTOP past reclaim_idle, another worker takes its entries over
-// and finishes them, then SIGCONT: every late outcome of the paused worker is refused (counted,
-// more than 0) and no task completes twice.
+// and finishes them, then SIGCONT: every late outcome of the paused worker (each phase hands off,
+// so each is a hand-off) is refused (counted, more than 0) and no task completes twice.
 TEST(Chaos, APausedWorkersLateOutcomesAreRefused) {
   Chaos chaos({.name = "paused_worker", .tasks = scaled(300), .workers = 2, .concurrency = 4, .handler_ms = 40, .reclaim_ms = 500});
   chaos.submit_all();

@@ -79,6 +79,10 @@ std::vector<std::string> publish_numbered(ports::MessageBus& bus, const std::str
 
 std::string stream_key(const std::string& topic) { return "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic; }
 
+long long stream_length(const RedisServer& server, const std::string& topic) {
+  return std::stoll(server.cli({"XLEN", stream_key(topic)}));
+}
+
 std::int64_t effect_count(ports::KVStore& kv, const std::string& id) {
   auto value = kv.get("effect:" + id);
   if (!value || !*value) return 0;
@@ -204,7 +208,9 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
 // The fencing test: a worker paused (SIGSTOP) past the reclaim idle time loses its entries to
 // another consumer, which finishes them; when it resumes, each of its late outcomes is refused, and
 // no effect happens twice.
-TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
+// A paused worker whose entries were taken over and handled by another consumer: its late
+// successes (no outputs) are acked, not refused, and nothing runs or counts twice.
+TEST(RedisBus, APausedWorkersLateSuccessesChangeNothing) {
   RedisServer server;
   const std::string topic = test::unique_name("fence");
   auto options = bus_options(server, 500ms);
@@ -234,56 +240,79 @@ TEST(RedisBus, APausedWorkerHasItsLateOutcomesRefused) {
   ASSERT_TRUE(test::eventually([&] { return handled_count(*kv, ids) == static_cast<int>(ids.size()); }, 30s)) << "the rescuer did not finish the paused worker's entries";
 
   ::kill(worker, SIGCONT);
-  const auto refused = [&] {
+  const auto late = [&] {
     std::ifstream log(log_path);
     std::string line;
     int count = 0;
-    while (std::getline(log, line)) count += line.find("outcome refused") != std::string::npos;
+    while (std::getline(log, line)) count += line.find("no longer held") != std::string::npos;
     return count;
   };
-  EXPECT_TRUE(test::eventually([&] { return refused() > 0; }, 20s)) << "the resumed worker's late outcomes were not refused";
+  EXPECT_TRUE(test::eventually([&] { return late() > 0; }, 20s)) << "the resumed worker did not record its late successes";
   ::kill(worker, SIGTERM);
   ::waitpid(worker, nullptr, 0);
   rescuer->stop();
-  std::cout << "late outcomes refused: " << refused() << "\n";
+  std::cout << "late successes: " << late() << "\n";
   for (const auto& id : ids) EXPECT_EQ(effect_count(*kv, id), 1) << "envelope " << id;
   EXPECT_EQ(server.cli({"XPENDING", stream_key(topic), "workers"}).substr(0, 2), "0\n");
 }
 
-// A consumer that finishes an entry it lost meanwhile (another consumer took it over) has its ack
-// refused, but the work did happen: the envelope id's mark says "done", so that the new holder skips
-// the entry instead of running it again.
-TEST(RedisBus, AFinishedEntryThatWasTakenOverMarksItsIdDone) {
+// A consumer finishes an entry that another consumer took over meanwhile. Without outputs, the
+// success is acked for the new holder (the envelope id is done: its mark names the acked entry);
+// with a hand-off, the late outcome is refused as a whole and the entry stays with its holder, who
+// publishes the outputs when it completes it.
+void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("lost");
+  const std::string next_topic = topic.substr(0, topic.find('.')) + ".next";
   auto bus = make_redis_bus(bus_options(server, std::chrono::minutes{10}));
   auto envelope = make_envelope("test.lost", boost::json::value{{"n", 1}});
   ASSERT_TRUE(bus->publish(topic, envelope));
   std::promise<void> started, go_on;
   auto release = go_on.get_future().share();
-  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+  std::atomic<int> acked{0};
+  auto options = durable("workers", "first", 1);
+  options.on_acked = [&](const JsonEnvelope&) { ++acked; };
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo& info) -> Result<void> {
     started.set_value();
     release.wait();
+    if (with_handoff) return info.handoff->publish(next_topic, make_envelope("test.next", e.payload));
     return {};
-  }, durable("workers", "first", 1));
+  }, options);
   ASSERT_TRUE(subscription);
   ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
-  const auto mark = "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic + ":mark:workers:" + envelope.id;
+  const auto mark = stream_key(topic) + ":mark:workers:" + envelope.id;
   const auto carrier = server.cli({"GET", mark});
   ASSERT_TRUE(carrier.starts_with("t|")) << carrier;
   const auto entry_id = carrier.substr(2, carrier.find('\n') - 2);
   // Another consumer takes the entry over while the handler runs.
   server.cli({"XCLAIM", stream_key(topic), "workers", "second", "0", entry_id});
   go_on.set_value();
-  EXPECT_TRUE(test::eventually([&] { return server.cli({"GET", mark}) == "done\n"; }, 10s)) << server.cli({"GET", mark});
-  subscription->stop();
-  const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "second"});
-  EXPECT_NE(held.find(entry_id), std::string::npos) << "the refused ack must leave the entry with its holder: " << held;
+  if (with_handoff) {
+    // The refused commit leaves everything as it was: the entry with its holder, no output.
+    ASSERT_TRUE(test::eventually([&] { return server.cli({"GET", stream_key(topic) + ":commit:workers:first"}).find('|') != std::string::npos; }, 10s));
+    subscription->stop();
+    const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "second"});
+    EXPECT_NE(held.find(entry_id), std::string::npos) << "the refused hand-off must leave the entry with its holder: " << held;
+    EXPECT_EQ(stream_length(server, next_topic), 0);
+    EXPECT_EQ(acked.load(), 0);
+  } else {
+    EXPECT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s))
+        << "the late success was not acked";
+    subscription->stop();
+    EXPECT_EQ(server.cli({"GET", mark}), carrier) << "the mark must still name the (now acked) entry";
+    EXPECT_EQ(acked.load(), 1) << "this consumer's XACK acked the entry, so on_acked runs here";
+  }
 }
 
-// A group commit whose reply is lost (the connection drops after Redis ran it) is sent again; by
-// then its entry is acked, yet the second try must answer as the first did: acked, not "refused".
-TEST(RedisBus, AGroupCommitWhoseReplyWasLostIsConfirmedByItsSecondTry) {
+TEST(RedisBus, ALateSuccessWithoutOutputsIsAckedForTheEntrysNewHolder) { finish_an_entry_taken_over_meanwhile(false); }
+
+TEST(RedisBus, ALateHandOffIsRefusedAndLeavesTheEntryWithItsHolder) { finish_an_entry_taken_over_meanwhile(true); }
+
+// A commit whose reply is lost (the connection drops after Redis ran it) is sent again; by then its
+// entry is acked, yet the second try must answer as the first did: acked, not "refused". A hand-off
+// goes through the group commit script and its commit record; a success without outputs through a
+// plain XACK.
+void lose_a_commit_reply(bool with_handoff) {
   RedisServer server({.append_only = false});
   test::FaultProxy proxy(server.port());
   auto options = bus_options(server, 10s);
@@ -295,11 +324,13 @@ TEST(RedisBus, AGroupCommitWhoseReplyWasLostIsConfirmedByItsSecondTry) {
   auto release = go_on.get_future().share();
   auto subscribe = durable("workers", "only", 1);
   subscribe.on_acked = [&](const JsonEnvelope&) { ++acked; };
-  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+  const std::string next_topic = topic.substr(0, topic.find('.')) + ".next";
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& e, const ports::DeliveryInfo& info) -> Result<void> {
     if (++calls == 2) {
       second_started.set_value();
       release.wait();
     }
+    if (with_handoff) return info.handoff->publish(next_topic, make_envelope("test.next", e.payload));
     return {};
   }, subscribe);
   ASSERT_TRUE(subscription);
@@ -320,7 +351,14 @@ TEST(RedisBus, AGroupCommitWhoseReplyWasLostIsConfirmedByItsSecondTry) {
   subscription->stop();
   EXPECT_EQ(calls.load(), 2);
   EXPECT_EQ(acked.load(), 2);
+  if (with_handoff) {
+    EXPECT_EQ(stream_length(server, next_topic), 2) << "each hand-off published once";
+  }
 }
+
+TEST(RedisBus, AGroupCommitWhoseReplyWasLostIsConfirmedByItsSecondTry) { lose_a_commit_reply(true); }
+
+TEST(RedisBus, AnAckWhoseReplyWasLostIsConfirmedByItsSecondTry) { lose_a_commit_reply(false); }
 
 // Graceful shutdown: SIGTERM under load. Handlers in flight finish and are acked; entries the worker
 // had read but not started are handed back at once (not after reclaim_idle); none runs twice.
@@ -457,9 +495,6 @@ TEST(RedisBus, MalformedEntriesAndWrongPayloadsLandInTheDeadLetters) {
   EXPECT_NE(letters[2].error.find("payload"), std::string::npos) << letters[2].error;
 }
 
-long long stream_length(const RedisServer& server, const std::string& topic) {
-  return std::stoll(server.cli({"XLEN", stream_key(topic)}));
-}
 
 TEST(RedisBus, RetentionNeverTrimsWhatAGroupHasNotAcked) {
   RedisServer server({.append_only = false});

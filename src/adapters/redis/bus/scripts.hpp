@@ -13,9 +13,9 @@ local function owns(stream, group, id, consumer, deliveries)
   return #p == 1 and p[1][2] == consumer and p[1][4] == tonumber(deliveries)
 end
 -- An envelope id's mark names the stream entry that carries the id for the group ("t|<id>" on the
--- topic, "r|<id>" on the redelivery stream), or says "done". While that entry is pending the id is in
--- flight; once it is acked the id is done. Failures that give the id another try (retry, dead
--- letter) drop the mark, so that the next try can take it.
+-- topic, "r|<id>" on the redelivery stream); earlier versions also wrote "done", still understood.
+-- While that entry is pending the id is in flight; once it is acked the id is done. Failures that
+-- give the id another try (retry, dead letter) drop the mark, so that the next try can take it.
 local function drop_mark(key, ref)
   if redis.call('GET', key) == ref then redis.call('DEL', key) end
 end
@@ -34,27 +34,23 @@ local function now_ms()
 end
 )lua";
 
-// Completes a batch of handled entries of one stream (a group commit), each on its own terms: the
-// owner publishes the entry's outputs and acks it, all in this one script (the ack is what makes
-// the envelope id done: its mark names this entry). A consumer that lost an entry changes nothing
-// here; for one without outputs it then runs mark_done (the work did happen, and whoever holds the
-// entry now must skip it if it has not begun). Marks are not passed here: that rare case is the only
-// one that touches them, and a key per entry costs the server on every commit. The common entry
-// (first delivery, no outputs) is passed as its id alone: per entry, every argument and every Lua
-// value is server time.
+// Completes a batch of hand-offs of one stream (a group commit), each on its own terms: the owner
+// publishes the entry's outputs and acks it, all in this one script (the ack is what makes the
+// envelope id done: its mark names this entry). A consumer that lost an entry changes nothing
+// here: whoever holds it now publishes its outputs. (Successes without outputs are acked with a
+// plain XACK instead, see RedisSubscription::record: they carry nothing that could be recorded twice.)
 // A commit whose reply was lost is sent again; by then its entries are acked, and the owner check
 // would refuse them all. So each commit carries a token, and the consumer's commit record keeps the
 // last token with its answer: the same token again gets the first answer, and nothing runs twice.
-// KEYS: stream, the consumer's commit record, then one stream per output of the full entries.
-// ARGV: group, consumer, the batch's lowest and highest id, the number of plain entries, the token,
-// the record's time to live in ms, the plain entries' ids, then per full entry: id, deliveries,
-// output count, the outputs.
-// Returns the positions (1-based, plain entries first) of the entries refused: not ours any more.
+// KEYS: stream, the consumer's commit record, then one stream per output.
+// ARGV: group, consumer, the batch's lowest and highest id, the token, the record's time to live in
+// ms, then per entry: id, deliveries, output count, the outputs.
+// Returns the positions (1-based) of the entries refused: not ours any more.
 constexpr std::string_view complete_batch = R"lua(
 local record = redis.call('GET', KEYS[2])
 if record then
   local bar = string.find(record, '|', 1, true)
-  if bar and string.sub(record, 1, bar - 1) == ARGV[6] then
+  if bar and string.sub(record, 1, bar - 1) == ARGV[5] then
     local answered = {}
     for position in string.gmatch(string.sub(record, bar + 1), '%d+') do answered[#answered + 1] = tonumber(position) end
     return answered
@@ -62,13 +58,8 @@ if record then
 end
 local refused, acks = {}, {}
 local held = held_in(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-local plain = tonumber(ARGV[5])
 local position = 0
-for a = 8, 7 + plain do
-  position = position + 1
-  if held[ARGV[a]] == 1 then acks[#acks + 1] = ARGV[a] else refused[#refused + 1] = position end
-end
-local k, a = 2, 8 + plain
+local k, a = 2, 7
 while a <= #ARGV do
   position = position + 1
   local id, outputs = ARGV[a], tonumber(ARGV[a + 2])
@@ -82,17 +73,8 @@ while a <= #ARGV do
   a = a + 3 + outputs
 end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
-redis.call('SET', KEYS[2], ARGV[6] .. '|' .. table.concat(refused, ','), 'PX', ARGV[7])
+redis.call('SET', KEYS[2], ARGV[5] .. '|' .. table.concat(refused, ','), 'PX', ARGV[6])
 return refused
-)lua";
-
-// Marks envelope ids done whose marks still name the entries a consumer finished after losing them.
-// KEYS: the marks. ARGV: per mark, the entry's mark value.
-constexpr std::string_view mark_done = R"lua(
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then redis.call('SET', KEYS[i], 'done', 'KEEPTTL') end
-end
-return 1
 )lua";
 
 // Drops the mark taken for an entry that turned out not to be ours (rare: begun after another
