@@ -205,11 +205,9 @@ TEST(RedisBus, EntriesOfAKilledConsumerProcessAreReclaimedAndHandledOnce) {
   EXPECT_EQ(pending.substr(0, 2), "0\n") << pending;
 }
 
-// The fencing test: a worker paused (SIGSTOP) past the reclaim idle time loses its entries to
-// another consumer, which finishes them; when it resumes, each of its late outcomes is refused, and
-// no effect happens twice.
-// A paused worker whose entries were taken over and handled by another consumer: its late
-// successes (no outputs) are acked, not refused, and nothing runs or counts twice.
+// A worker paused (SIGSTOP) past the reclaim idle time loses its entries to another consumer, which
+// finishes them; when it resumes, its late successes (no outputs) are recorded as such, not
+// refused, and no effect happens twice. (Late hand-offs are refused: see below and the chaos suite.)
 TEST(RedisBus, APausedWorkersLateSuccessesChangeNothing) {
   RedisServer server;
   const std::string topic = test::unique_name("fence");
