@@ -706,21 +706,32 @@ TEST(RedisBus, PublishersBeyondTheirOwnConnectionsShareThePipelinedOne) {
   EXPECT_EQ(server.cli({"XLEN", stream_key(topic)}), std::to_string(threads * batches * per_batch + 2) + "\n");
 }
 
-// A backlog is read by the subscription's further reader too (side by side with the first), and
-// every entry is still handled once.
-TEST(RedisBus, ABacklogIsReadBySeveralReadersOfOneSubscription) {
+// Publishes `total` envelopes and handles them with a subscription of two readers, reading 50 at a
+// time; with `half_as_retries`, the second half waits on the group's redelivery stream instead, as
+// if moved there by the retry mover. Every entry must be handled once, and both readers must read.
+void expect_backlog_read_by_both_readers(int total, bool half_as_retries) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("backlog");
   auto options = bus_options(server);
   options.readers = 2;
   options.read_count = 50;
   auto bus = make_redis_bus(options);
-  constexpr int total = 3000;
   std::vector<JsonEnvelope> batch;
   for (int n = 0; n < total; ++n) batch.push_back(make_envelope("test.backlog", boost::json::value{{"n", n}}));
   ASSERT_TRUE(bus->publish_batch(topic, batch));
+  const std::string redeliveries = stream_key(topic) + ":redeliver:backlog";
+  if (half_as_retries) {
+    const std::string move_half = R"(
+      local entries = redis.call("XRANGE", KEYS[1], "-", "+")
+      for i = #entries / 2 + 1, #entries do
+        redis.call("XADD", KEYS[2], "*", unpack(entries[i][2]))
+        redis.call("XDEL", KEYS[1], entries[i][1])
+      end
+      return redis.call("XLEN", KEYS[2]))";  // in double quotes: the harness quotes arguments in single ones
+    ASSERT_EQ(server.cli({"EVAL", move_half, "2", stream_key(topic), redeliveries}), std::to_string(total / 2) + "\n");
+  }
 
-  std::vector<std::atomic<int>> handled(total);
+  std::vector<std::atomic<int>> handled(static_cast<std::size_t>(total));
   std::atomic<int> distinct{0};
   auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
     if (handled[static_cast<std::size_t>(envelope.payload.at("n").to_number<int>())]++ == 0) ++distinct;
@@ -728,14 +739,27 @@ TEST(RedisBus, ABacklogIsReadBySeveralReadersOfOneSubscription) {
   }, durable("backlog", "only", 2));
   ASSERT_TRUE(subscription);
   ASSERT_TRUE(test::eventually([&] { return distinct.load() == total; }, 60s)) << distinct.load() << " of " << total;
-  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "backlog"}).starts_with("0\n"); }, 10s));
+  for (const auto& stream : {stream_key(topic), redeliveries}) {
+    ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream, "backlog"}).starts_with("0\n"); }, 10s)) << stream;
+  }
   for (int n = 0; n < total; ++n) EXPECT_EQ(handled[static_cast<std::size_t>(n)].load(), 1) << "entry " << n;
-  // Both readers read (a reader that never did shows only its connection's setup command).
+  // Both readers read (a reader that never did shows only its connection's setup command, or no
+  // connection at all).
   const auto commands = client_field(server, "baton:reader", "cmd");
   ASSERT_EQ(commands.size(), 2u);
   for (const auto& command : commands) {
     EXPECT_TRUE(command == "xreadgroup" || command == "set" || command == "evalsha") << command;
   }
+}
+
+// A backlog is read by the subscription's further reader too (side by side with the first), and
+// every entry is still handled once.
+TEST(RedisBus, ABacklogIsReadBySeveralReadersOfOneSubscription) { expect_backlog_read_by_both_readers(3000, false); }
+
+// A read counts per stream, so with retries waiting too it returns up to twice what it asked for:
+// that is a backlog as well, and the further reader joins.
+TEST(RedisBus, ABacklogOnTheTopicAndTheRedeliveryStreamIsReadBySeveralReaders) {
+  expect_backlog_read_by_both_readers(6000, true);
 }
 
 TEST(RedisBus, AHandOffAcrossHashSlotsIsRefusedAndSaysWhy) {

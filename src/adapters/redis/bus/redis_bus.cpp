@@ -442,7 +442,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], entries);
       }
     }
-    note_backlog(entries.size() == count);
+    note_backlog(entries.size() >= count);  // COUNT is per stream: with retries waiting, up to twice `count`
     admit(connection, std::move(entries), Source::new_entries);
   }
 
