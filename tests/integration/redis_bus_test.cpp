@@ -79,6 +79,11 @@ std::vector<std::string> publish_numbered(ports::MessageBus& bus, const std::str
 
 std::string stream_key(const std::string& topic) { return "baton:{" + topic.substr(0, topic.find('.')) + "}:" + topic; }
 
+// The group's dedup mark of an envelope id, as redis-cli prints it ("t|<entry id>\n" or an empty line).
+std::string read_mark(const RedisServer& server, const std::string& topic, const std::string& group, const std::string& envelope_id) {
+  return server.cli({"HGET", stream_key(topic) + ":mark:" + group + ":" + dedup_mark_bucket(envelope_id), envelope_id});
+}
+
 long long stream_length(const RedisServer& server, const std::string& topic) {
   return std::stoll(server.cli({"XLEN", stream_key(topic)}));
 }
@@ -220,11 +225,10 @@ TEST(RedisBus, APausedWorkersLateSuccessesChangeNothing) {
   const pid_t worker = spawn_worker(server, topic, "paused", "1000", "500", log_path);
   ASSERT_GE(worker, 0);
   // The worker has begun its entries (it holds them, and their envelope ids' marks name them), then freezes.
-  const auto tag = topic.substr(0, topic.find('.'));
   ASSERT_TRUE(test::eventually([&] {
     const auto held = server.cli({"XPENDING", stream_key(topic), "workers", "-", "+", "10", "paused"});
     for (const auto& id : ids) {
-      const auto mark = server.cli({"GET", "baton:{" + tag + "}:" + topic + ":mark:workers:" + id});
+      const auto mark = read_mark(server, topic, "workers", id);
       if (mark.starts_with("t|") && held.find(mark.substr(2, mark.find('\n') - 2)) != std::string::npos) return true;
     }
     return false;
@@ -278,8 +282,7 @@ void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
   }, options);
   ASSERT_TRUE(subscription);
   ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
-  const auto mark = stream_key(topic) + ":mark:workers:" + envelope.id;
-  const auto carrier = server.cli({"GET", mark});
+  const auto carrier = read_mark(server, topic, "workers", envelope.id);
   ASSERT_TRUE(carrier.starts_with("t|")) << carrier;
   const auto entry_id = carrier.substr(2, carrier.find('\n') - 2);
   // Another consumer takes the entry over while the handler runs.
@@ -297,12 +300,43 @@ void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
     EXPECT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s))
         << "the late success was not acked";
     subscription->stop();
-    EXPECT_EQ(server.cli({"GET", mark}), carrier) << "the mark must still name the (now acked) entry";
+    EXPECT_EQ(read_mark(server, topic, "workers", envelope.id), carrier) << "the mark must still name the (now acked) entry";
     EXPECT_EQ(acked.load(), 1) << "this consumer's XACK acked the entry, so on_acked runs here";
   }
 }
 
 TEST(RedisBus, ALateSuccessWithoutOutputsIsAckedForTheEntrysNewHolder) { finish_an_entry_taken_over_meanwhile(false); }
+
+// A handled envelope id's mark names its entry for the dedup window and then goes: its bucket hash
+// expires, and the same id published again after that runs again.
+TEST(RedisBus, ADedupMarkLastsTheDedupWindowAndNoLonger) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("window");
+  auto bus = make_redis_bus(bus_options(server));
+  std::atomic<int> calls{0};
+  auto options = durable("workers", "only", 1);
+  options.dedup_window = 1500ms;
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++calls;
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription);
+  const auto envelope = make_envelope("test.window", boost::json::value{{"n", 1}});
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n") && calls == 1; }, 10s));
+  EXPECT_TRUE(read_mark(server, topic, "workers", envelope.id).starts_with("t|")) << "the handled id has no mark";
+  const std::string bucket = stream_key(topic) + ":mark:workers:" + dedup_mark_bucket(envelope.id);
+  const auto ttl = std::stoll(server.cli({"PTTL", bucket}));
+  EXPECT_GT(ttl, 0) << "the marks' hash must expire";
+  EXPECT_LE(ttl, 1500);
+  // Within the window a duplicate is skipped; after it, the id is new again.
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  ASSERT_TRUE(test::eventually([&] { return stream_length(server, topic) == 2 && server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
+  EXPECT_EQ(calls.load(), 1) << "a duplicate within the window ran";
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"EXISTS", bucket}) == "0\n"; }, 10s));
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  EXPECT_TRUE(test::eventually([&] { return calls == 2; }, 10s)) << "the same id after the window did not run";
+}
 
 TEST(RedisBus, ALateHandOffIsRefusedAndLeavesTheEntryWithItsHolder) { finish_an_entry_taken_over_meanwhile(true); }
 
@@ -748,7 +782,7 @@ void expect_backlog_read_by_both_readers(int total, bool half_as_retries) {
   const auto commands = client_field(server, "baton:reader", "cmd");
   ASSERT_EQ(commands.size(), 2u);
   for (const auto& command : commands) {
-    EXPECT_TRUE(command == "xreadgroup" || command == "set" || command == "evalsha") << command;
+    EXPECT_TRUE(command == "xreadgroup" || command == "hsetnx" || command == "pexpire" || command == "hget" || command == "evalsha") << command;
   }
 }
 

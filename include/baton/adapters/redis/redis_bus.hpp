@@ -7,7 +7,7 @@
 //   `concurrency` threads; every outcome is one Lua script that first checks that this consumer
 //   still owns the entry (owner and delivery count, from XPENDING), so a consumer that was paused
 //   and whose entries were reclaimed cannot complete them a second time.
-// - success: the dedup mark and the XACK in one script. Retryable failure: the next attempt goes to
+// - success: an XACK (a hand-off: its outputs and the XACK in one script). Retryable failure: the next attempt goes to
 //   a per-group delayed set and comes back through the group's redelivery stream, with the XACK in
 //   the same script. Permanent failure, exhausted attempts or an undecodable entry: XADD to
 //   "<topic>.dlq" and XACK, in one script.
@@ -21,6 +21,8 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "baton/adapters/redis/redis_options.hpp"
 #include "baton/core/codec.hpp"
@@ -51,5 +53,11 @@ struct RedisBusOptions {
 };
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options);
+
+// A group's dedup marks are fields of small hashes, one per millisecond of envelope-id time (a
+// UUIDv7's first 48 bits are its creation time in ms) and random bit (the id's last one):
+// "<topic key>:mark:<group>:<this bucket>" holds the field <envelope id>. Any UUID text maps to a
+// bucket, always the same one. docs/REDIS-KEYS.md.
+std::string dedup_mark_bucket(std::string_view envelope_id);
 
 }  // namespace baton::adapters::redis

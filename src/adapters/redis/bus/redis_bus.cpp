@@ -70,7 +70,8 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, kept only when there is no body: its dead letter
   std::int64_t deliveries = 1;
-  // The group's mark for this envelope id (see scripts.hpp): empty for an entry that never decoded.
+  // The group's mark hash for this envelope id's time bucket (see scripts.hpp; the field is the
+  // envelope id): empty for an entry that never decoded.
   std::string mark_key;
   std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
   std::string decode_error;              // why it does not decode
@@ -469,7 +470,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       if (entry.body) {
         auto decoded = decode(*entry.body, shared_->options.limits);
         if (decoded) {
-          entry.mark_key = mark_prefix + decoded->id;
+          entry.mark_key = mark_prefix + dedup_mark_bucket(decoded->id);
           entry.envelope = std::move(*decoded);
           to_begin[entry.stream].push_back(std::move(entry));
           continue;
@@ -487,15 +488,16 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // Begins a batch of one stream's entries with plain pipelined commands, no script (a script's
-  // per-call cost in Redis was most of the bus's server time): per entry one SET NX GET points the
-  // envelope id's mark at the entry, or says what it points at already. Entries taken over from
-  // another consumer are looked up first with one XPENDING, which says which of them this consumer
-  // still holds; new entries were delivered to it by the read itself. Neither is one atomic step
-  // with the handler, and need not be: every outcome is fenced again by its script, and a mark taken
-  // for an entry found lost is dropped.
+  // per-call cost in Redis was most of the bus's server time): per entry one HSETNX points the
+  // envelope id's mark at the entry unless the id has a mark already, and per time bucket one
+  // PEXPIRE keeps the bucket's marks for the dedup window from now; the marks that were there
+  // already are read in a second round trip (duplicates and taken-over entries only). Entries taken
+  // over from another consumer are looked up first with one XPENDING, which says which of them
+  // this consumer still holds; new entries were delivered to it by the read itself. Neither is one
+  // atomic step with the handler, and need not be: every outcome is fenced again by its script, and
+  // a mark taken for an entry found lost is dropped.
   void begin(Connection& connection, const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready) {
     const bool look_up = source == Source::taken_over;
-    const std::string mark_ttl = std::to_string(options_.dedup_window.count());
     std::string pipeline;
     if (look_up) {
       std::vector<const std::string*> ids;
@@ -505,21 +507,29 @@ class RedisSubscription final : public ports::Subscription::Control {
       // No count limit that matters: entries this consumer holds from earlier reads may lie in the range.
       pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
     }
-    for (const auto& entry : batch) {  // SET <mark> <this entry> NX PX <dedup window> GET
-      detail::append_command_header(pipeline, 7);
-      detail::append_argument(pipeline, "SET");
+    std::vector<const std::string*> buckets;  // few per batch: its ids were made within milliseconds
+    for (const auto& entry : batch) {
+      detail::append_command_header(pipeline, 4);
+      detail::append_argument(pipeline, "HSETNX");
       detail::append_argument(pipeline, entry.mark_key);
+      detail::append_argument(pipeline, entry.envelope->id);
       detail::append_argument(pipeline, mark_of(entry));
-      detail::append_argument(pipeline, "NX");
-      detail::append_argument(pipeline, "PX");
+      if (std::none_of(buckets.begin(), buckets.end(), [&](const std::string* bucket) { return *bucket == entry.mark_key; })) {
+        buckets.push_back(&entry.mark_key);
+      }
+    }
+    const std::string mark_ttl = std::to_string(options_.dedup_window.count());
+    for (const std::string* bucket : buckets) {
+      detail::append_command_header(pipeline, 3);
+      detail::append_argument(pipeline, "PEXPIRE");
+      detail::append_argument(pipeline, *bucket);
       detail::append_argument(pipeline, mark_ttl);
-      detail::append_argument(pipeline, "GET");
     }
     const std::size_t first_mark = look_up ? 1 : 0;
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = connection.execute_encoded(pipeline, batch.size() + first_mark,
-                                                           look_up ? "begin (XPENDING, SET NX GET)" : "begin (SET NX GET)");
+      auto pipelined = connection.execute_encoded(pipeline, first_mark + batch.size() + buckets.size(),
+                                                           look_up ? "begin (XPENDING, HSETNX, PEXPIRE)" : "begin (HSETNX, PEXPIRE)");
       if (pipelined && look_up && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
     });
@@ -528,6 +538,21 @@ class RedisSubscription final : public ports::Subscription::Control {
       shared_->logger.warn("could not start entries", {{"topic", topic_}, {"count", batch.size()},
                                                        {"error", replies ? std::string("unexpected reply") : replies.error().message()}});
       return;
+    }
+    // What the marks that were there already say (HSETNX answered 0): read in one more round trip.
+    std::vector<std::size_t> marked_before;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const Reply& set = (*replies)[first_mark + i];
+      if (set.kind == Reply::Kind::integer && set.integer == 0) marked_before.push_back(i);
+    }
+    std::vector<Reply> existing(batch.size());
+    if (!marked_before.empty()) {
+      std::vector<Command> reads;
+      for (const std::size_t i : marked_before) reads.push_back(Command{"HGET", batch[i].mark_key, batch[i].envelope->id});
+      auto read = persistently([&] { return connection.execute_pipeline(reads); });
+      for (std::size_t n = 0; n < marked_before.size(); ++n) {
+        existing[marked_before[n]] = read ? std::move((*read)[n]) : Reply{Reply::Kind::error, read.error().message()};
+      }
     }
     std::unordered_map<std::string_view, std::int64_t> held;
     if (look_up) {
@@ -544,11 +569,12 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::vector<std::pair<Entry*, std::string>> other_carrier;  // the mark names another entry
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto& entry = batch[i];
-      const Reply& mark = (*replies)[i + first_mark];
+      const Reply& set = (*replies)[first_mark + i];
+      const bool marked_now = set.kind == Reply::Kind::integer && set.integer == 1;
+      const Reply& mark = set.is_error() ? set : existing[i];
       const bool ours = is_ours(entry);
-      const bool marked_now = mark.kind == Reply::Kind::nil;
       if (!ours) {
-        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {mark_of(entry)});
+        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {entry.envelope->id, mark_of(entry)});
         shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
       } else if (mark.is_error()) {
         shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
@@ -556,6 +582,10 @@ class RedisSubscription final : public ports::Subscription::Control {
         ready.push_back(std::move(entry));  // the second: begun before (by a consumer that lost it, or by us)
       } else if (mark.text == "done") {
         already_done.push_back(Completion{std::move(entry), {}, false});
+      } else if (mark.kind == Reply::Kind::nil) {
+        // Dropped between the HSETNX and the HGET (its carrier went to a retry or the dead letters):
+        // tried again shortly, when it can take the mark.
+        retry_soon(entry);
       } else {
         other_carrier.emplace_back(&entry, mark.text);
       }
@@ -575,14 +605,20 @@ class RedisSubscription final : public ports::Subscription::Control {
         Entry& entry = *other_carrier[i].first;
         const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
         if (carrier_pending) {
-          finish(shared_->retry_script, entry, {*entry.stream, retry_set_, no_mark()},
-                 {std::to_string(same_id_in_flight_delay.count()), *entry.body, ""});
+          retry_soon(entry);
         } else {
           already_done.push_back(Completion{std::move(entry), {}, false});
         }
       }
     }
     if (!already_done.empty()) commit(std::move(already_done));
+  }
+
+  // Puts an entry that may not run yet (its envelope id is in flight in another entry) in the retry
+  // set for a moment, unchanged, without touching the mark.
+  void retry_soon(const Entry& entry) {
+    finish(shared_->retry_script, entry, {*entry.stream, retry_set_, no_mark()},
+           {std::to_string(same_id_in_flight_delay.count()), *entry.body, "", ""});
   }
 
   // What an envelope id's mark holds while this entry carries it.
@@ -953,12 +989,12 @@ class RedisSubscription final : public ports::Subscription::Control {
       RetrySchedule schedule(policy);
       const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
       finish(shared_->retry_script, entry, {*entry.stream, retry_set_, mark_key_of(entry)},
-             {std::to_string(delay.count()), encode(retry_envelope(envelope)), mark_of(entry)});
+             {std::to_string(delay.count()), encode(retry_envelope(envelope)), envelope.id, mark_of(entry)});
     }
     return std::nullopt;
   }
 
-  // The mark key for an entry that has none (it never decoded): the scripts find nothing there, and
+  // The mark hash for an entry that has none (it never decoded): the scripts find nothing there, and
   // it shares the topic's hash tag like every other key.
   std::string no_mark() const { return keys_.group_key(options_.group, "mark") + ":none"; }
   std::string mark_key_of(const Entry& entry) const { return entry.mark_key.empty() ? no_mark() : entry.mark_key; }
@@ -967,7 +1003,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     finish(shared_->dead_letter_script, entry, {*entry.stream, keys_.dead_letters, mark_key_of(entry)},
            {original, record.reason, record.error, std::to_string(record.attempts),
             format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_,
-            entry.mark_key.empty() ? std::string() : mark_of(entry)});
+            entry.mark_key.empty() ? std::string() : entry.envelope->id, entry.mark_key.empty() ? std::string() : mark_of(entry)});
   }
 
   void release(const Entry& entry) { finish(shared_->release_script, entry, {*entry.stream}, {}); }
@@ -1364,6 +1400,26 @@ class RedisBus final : public ports::MessageBus {
 };
 
 }  // namespace
+
+std::string dedup_mark_bucket(std::string_view envelope_id) {
+  // Sized by what Redis does with small hashes: up to 128 fields a hash is one compact block
+  // (listpack), and HSETNX into it cost 0.6-1.4 us here against 2.3-3.6 us for SET NX PX GET; at a
+  // few hundred fields it turns into a table and costs as much as the SET or more (docs/BENCHMARKS.md,
+  // round 9). A millisecond and one random bit keep a bucket under 128 ids up to 256k ids made a
+  // second, and a batch's ids in two to four buckets, each freed in a moment when it expires.
+  const auto hex_value = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+  };
+  std::uint64_t ms = 0;
+  int digits = 0;
+  for (std::size_t i = 0; i < envelope_id.size() && digits < 12; ++i) {  // the first 12 hex digits: 48 bits
+    if (envelope_id[i] == '-') continue;
+    ms = (ms << 4) | static_cast<std::uint64_t>(hex_value(envelope_id[i]));
+    ++digits;
+  }
+  const int random_bit = envelope_id.empty() ? 0 : hex_value(envelope_id.back()) & 1;
+  return std::to_string(ms) + "." + std::to_string(random_bit);
+}
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options) { return std::make_unique<RedisBus>(std::move(options)); }
 

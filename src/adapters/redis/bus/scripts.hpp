@@ -12,12 +12,13 @@ local function owns(stream, group, id, consumer, deliveries)
   local p = redis.call('XPENDING', stream, group, id, id, 1)
   return #p == 1 and p[1][2] == consumer and p[1][4] == tonumber(deliveries)
 end
--- An envelope id's mark names the stream entry that carries the id for the group ("t|<id>" on the
--- topic, "r|<id>" on the redelivery stream); earlier versions also wrote "done", still understood.
--- While that entry is pending the id is in flight; once it is acked the id is done. Failures that
--- give the id another try (retry, dead letter) drop the mark, so that the next try can take it.
-local function drop_mark(key, ref)
-  if redis.call('GET', key) == ref then redis.call('DEL', key) end
+-- An envelope id's mark, a field of the group's mark hash for the id's time bucket, names the
+-- stream entry that carries the id for the group ("t|<id>" on the topic, "r|<id>" on the
+-- redelivery stream); earlier versions also wrote "done", still understood. While that entry is
+-- pending the id is in flight; once it is acked the id is done. Failures that give the id another
+-- try (retry, dead letter) drop the mark, so that the next try can take it.
+local function drop_mark(hash, field, ref)
+  if redis.call('HGET', hash, field) == ref then redis.call('HDEL', hash, field) end
 end
 -- The entries of [first, last] this consumer holds, with their delivery counts (numbers): one
 -- XPENDING for a whole batch instead of one per entry.
@@ -78,28 +79,30 @@ return refused
 )lua";
 
 // Drops the mark taken for an entry that turned out not to be ours (rare: begun after another
-// consumer reclaimed it). KEYS: the mark. ARGV: the entry's mark value.
+// consumer reclaimed it). KEYS: the mark hash. ARGV: the envelope id, the entry's mark value.
 constexpr std::string_view drop_mark = R"lua(
-drop_mark(KEYS[1], ARGV[1])
+drop_mark(KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
-// KEYS: stream, retry set, mark. ARGV: group, id, consumer, deliveries, delay ms, next body, mark value.
+// KEYS: stream, retry set, mark hash.
+// ARGV: group, id, consumer, deliveries, delay ms, next body, envelope id, mark value.
 constexpr std::string_view retry = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
-drop_mark(KEYS[3], ARGV[7])
+drop_mark(KEYS[3], ARGV[7], ARGV[8])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
-// KEYS: stream, dead-letter stream, mark.
-// ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic, mark value.
+// KEYS: stream, dead-letter stream, mark hash.
+// ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic,
+// envelope id, mark value.
 constexpr std::string_view dead_letter = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
            'failed_at', ARGV[9], 'topic', ARGV[10], 'group', ARGV[1], 'consumer', ARGV[3], 'source_id', ARGV[2])
-drop_mark(KEYS[3], ARGV[11])
+drop_mark(KEYS[3], ARGV[11], ARGV[12])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
