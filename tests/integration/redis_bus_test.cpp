@@ -21,6 +21,7 @@
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/core/once.hpp"
+#include "baton/core/uuid.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "baton/app/process_lifetime.hpp"
@@ -81,7 +82,8 @@ std::string stream_key(const std::string& topic) { return "baton:{" + topic.subs
 
 // The group's dedup mark of an envelope id, as redis-cli prints it ("t|<entry id>\n" or an empty line).
 std::string read_mark(const RedisServer& server, const std::string& topic, const std::string& group, const std::string& envelope_id) {
-  return server.cli({"HGET", stream_key(topic) + ":mark:" + group + ":" + dedup_mark_bucket(envelope_id), envelope_id});
+  return server.cli({"HGET", stream_key(topic) + ":mark:" + group + ":" + dedup_mark_bucket(envelope_id),
+                     std::string(dedup_mark_field(envelope_id))});
 }
 
 long long stream_length(const RedisServer& server, const std::string& topic) {
@@ -306,6 +308,26 @@ void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
 }
 
 TEST(RedisBus, ALateSuccessWithoutOutputsIsAckedForTheEntrysNewHolder) { finish_an_entry_taken_over_meanwhile(false); }
+
+// The mark's bucket and field split an id without losing any of it: ids made in the same
+// millisecond share a bucket, or one of two, and no two ids share a bucket and a field.
+TEST(RedisBus, DedupMarkBucketsSplitAnIdWithoutLosingAnyOfIt) {
+  const std::string id = "019ac3f2-1a2b-7c3d-8e4f-0123456789ab";
+  EXPECT_EQ(dedup_mark_bucket(id), "019ac3f2-1a2b.1");
+  EXPECT_EQ(dedup_mark_field(id), "-7c3d-8e4f-0123456789ab");
+  EXPECT_EQ(dedup_mark_bucket("019ac3f2-1a2b-7c3e-8e4f-0123456789aa"), "019ac3f2-1a2b.0");
+  // Case is kept: a differently written id is a different id here, as everywhere else in the bus.
+  EXPECT_NE(dedup_mark_bucket("019AC3F2-1A2B-7C3D-8E4F-0123456789AB"), dedup_mark_bucket(id));
+  std::set<std::pair<std::string, std::string>> seen;
+  std::set<std::string> buckets;
+  for (int n = 0; n < 1000; ++n) {
+    const auto made = new_uuid_v7();
+    EXPECT_EQ(made.substr(0, 13) + std::string(dedup_mark_field(made)), made);
+    EXPECT_TRUE(seen.emplace(dedup_mark_bucket(made), std::string(dedup_mark_field(made))).second) << made;
+    buckets.insert(dedup_mark_bucket(made));
+  }
+  EXPECT_LT(buckets.size(), 100u) << "a thousand ids made in a row should share few buckets";
+}
 
 // A handled envelope id's mark names its entry for the dedup window and then goes: its bucket hash
 // expires, and the same id published again after that runs again.

@@ -54,10 +54,12 @@ struct RedisBusOptions {
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options);
 
-// A group's dedup marks are fields of small hashes, one per millisecond of envelope-id time (a
-// UUIDv7's first 48 bits are its creation time in ms) and random bit (the id's last one):
-// "<topic key>:mark:<group>:<this bucket>" holds the field <envelope id>. Any UUID text maps to a
-// bucket, always the same one. docs/REDIS-KEYS.md.
+// A group's dedup marks are fields of small hashes, one per millisecond of envelope-id time and
+// random bit: "<topic key>:mark:<group>:<bucket>" holds the field <field>. The bucket is the id's
+// first 13 characters (a UUIDv7's creation time in ms) and the low bit of its last hex digit; the
+// field is the rest of the id. Any id maps to one bucket and field, always the same, and no two
+// ids to the same pair. docs/REDIS-KEYS.md.
 std::string dedup_mark_bucket(std::string_view envelope_id);
+std::string_view dedup_mark_field(std::string_view envelope_id);
 
 }  // namespace baton::adapters::redis

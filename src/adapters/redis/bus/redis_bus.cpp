@@ -70,8 +70,8 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, kept only when there is no body: its dead letter
   std::int64_t deliveries = 1;
-  // The group's mark hash for this envelope id's time bucket (see scripts.hpp; the field is the
-  // envelope id): empty for an entry that never decoded.
+  // The group's mark hash for this envelope id's time bucket (see scripts.hpp and
+  // dedup_mark_field for the field): empty for an entry that never decoded.
   std::string mark_key;
   std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
   std::string decode_error;              // why it does not decode
@@ -512,7 +512,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       detail::append_command_header(pipeline, 4);
       detail::append_argument(pipeline, "HSETNX");
       detail::append_argument(pipeline, entry.mark_key);
-      detail::append_argument(pipeline, entry.envelope->id);
+      detail::append_argument(pipeline, dedup_mark_field(entry.envelope->id));
       detail::append_argument(pipeline, mark_of(entry));
       if (std::none_of(buckets.begin(), buckets.end(), [&](const std::string* bucket) { return *bucket == entry.mark_key; })) {
         buckets.push_back(&entry.mark_key);
@@ -548,7 +548,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::vector<Reply> existing(batch.size());
     if (!marked_before.empty()) {
       std::vector<Command> reads;
-      for (const std::size_t i : marked_before) reads.push_back(Command{"HGET", batch[i].mark_key, batch[i].envelope->id});
+      for (const std::size_t i : marked_before) reads.push_back(Command{"HGET", batch[i].mark_key, std::string(dedup_mark_field(batch[i].envelope->id))});
       auto read = persistently([&] { return connection.execute_pipeline(reads); });
       for (std::size_t n = 0; n < marked_before.size(); ++n) {
         existing[marked_before[n]] = read ? std::move((*read)[n]) : Reply{Reply::Kind::error, read.error().message()};
@@ -574,7 +574,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       const Reply& mark = set.is_error() ? set : existing[i];
       const bool ours = is_ours(entry);
       if (!ours) {
-        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {entry.envelope->id, mark_of(entry)});
+        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {std::string(dedup_mark_field(entry.envelope->id)), mark_of(entry)});
         shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
       } else if (mark.is_error()) {
         shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
@@ -989,7 +989,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       RetrySchedule schedule(policy);
       const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
       finish(shared_->retry_script, entry, {*entry.stream, retry_set_, mark_key_of(entry)},
-             {std::to_string(delay.count()), encode(retry_envelope(envelope)), envelope.id, mark_of(entry)});
+             {std::to_string(delay.count()), encode(retry_envelope(envelope)), std::string(dedup_mark_field(envelope.id)), mark_of(entry)});
     }
     return std::nullopt;
   }
@@ -1003,7 +1003,8 @@ class RedisSubscription final : public ports::Subscription::Control {
     finish(shared_->dead_letter_script, entry, {*entry.stream, keys_.dead_letters, mark_key_of(entry)},
            {original, record.reason, record.error, std::to_string(record.attempts),
             format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now())), topic_,
-            entry.mark_key.empty() ? std::string() : entry.envelope->id, entry.mark_key.empty() ? std::string() : mark_of(entry)});
+            entry.mark_key.empty() ? std::string() : std::string(dedup_mark_field(entry.envelope->id)),
+            entry.mark_key.empty() ? std::string() : mark_of(entry)});
   }
 
   void release(const Entry& entry) { finish(shared_->release_script, entry, {*entry.stream}, {}); }
@@ -1401,24 +1402,23 @@ class RedisBus final : public ports::MessageBus {
 
 }  // namespace
 
+// Sized by what Redis does with small hashes: up to 128 fields a hash is one compact block
+// (listpack), and HSETNX into it cost 0.6-1.4 us here against 2.3-3.6 us for SET NX PX GET; at a
+// few hundred fields it turns into a table and costs as much as the SET or more (docs/BENCHMARKS.md,
+// round 9). A millisecond and one random bit keep a bucket under 128 ids up to 256k ids made a
+// second, and a batch's ids in two to four buckets, each freed in a moment when it expires. The
+// field leaves out what the bucket says: HSETNX compares it with every field of the block, and
+// ids of one millisecond share their first 13 characters.
+constexpr std::size_t mark_bucket_prefix = 13;  // "xxxxxxxx-xxxx": a UUIDv7's 48 bits of ms
+
 std::string dedup_mark_bucket(std::string_view envelope_id) {
-  // Sized by what Redis does with small hashes: up to 128 fields a hash is one compact block
-  // (listpack), and HSETNX into it cost 0.6-1.4 us here against 2.3-3.6 us for SET NX PX GET; at a
-  // few hundred fields it turns into a table and costs as much as the SET or more (docs/BENCHMARKS.md,
-  // round 9). A millisecond and one random bit keep a bucket under 128 ids up to 256k ids made a
-  // second, and a batch's ids in two to four buckets, each freed in a moment when it expires.
-  const auto hex_value = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
-  };
-  std::uint64_t ms = 0;
-  int digits = 0;
-  for (std::size_t i = 0; i < envelope_id.size() && digits < 12; ++i) {  // the first 12 hex digits: 48 bits
-    if (envelope_id[i] == '-') continue;
-    ms = (ms << 4) | static_cast<std::uint64_t>(hex_value(envelope_id[i]));
-    ++digits;
-  }
-  const int random_bit = envelope_id.empty() ? 0 : hex_value(envelope_id.back()) & 1;
-  return std::to_string(ms) + "." + std::to_string(random_bit);
+  const char last = envelope_id.empty() ? '0' : envelope_id.back();
+  const int last_digit = last >= '0' && last <= '9' ? last - '0' : last >= 'a' && last <= 'f' ? last - 'a' + 10 : last >= 'A' && last <= 'F' ? last - 'A' + 10 : 0;
+  return std::string(envelope_id.substr(0, mark_bucket_prefix)) + "." + std::to_string(last_digit & 1);
+}
+
+std::string_view dedup_mark_field(std::string_view envelope_id) {
+  return envelope_id.size() > mark_bucket_prefix ? envelope_id.substr(mark_bucket_prefix) : std::string_view{};
 }
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options) { return std::make_unique<RedisBus>(std::move(options)); }

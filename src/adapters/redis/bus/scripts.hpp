@@ -79,14 +79,14 @@ return refused
 )lua";
 
 // Drops the mark taken for an entry that turned out not to be ours (rare: begun after another
-// consumer reclaimed it). KEYS: the mark hash. ARGV: the envelope id, the entry's mark value.
+// consumer reclaimed it). KEYS: the mark hash. ARGV: the mark's field, the entry's mark value.
 constexpr std::string_view drop_mark = R"lua(
 drop_mark(KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
 // KEYS: stream, retry set, mark hash.
-// ARGV: group, id, consumer, deliveries, delay ms, next body, envelope id, mark value.
+// ARGV: group, id, consumer, deliveries, delay ms, next body, mark field, mark value.
 constexpr std::string_view retry = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[6])
@@ -97,7 +97,7 @@ return 1
 
 // KEYS: stream, dead-letter stream, mark hash.
 // ARGV: group, id, consumer, deliveries, original, reason, error, attempts, failed_at, topic,
-// envelope id, mark value.
+// mark field, mark value.
 constexpr std::string_view dead_letter = R"lua(
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'original', ARGV[5], 'reason', ARGV[6], 'error', ARGV[7], 'attempts', ARGV[8],
