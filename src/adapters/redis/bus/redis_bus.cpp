@@ -73,7 +73,9 @@ struct Entry {
   // The group's mark hash for this envelope id's time bucket (see scripts.hpp and
   // dedup_mark_field for the field): empty for an entry that never decoded.
   std::string mark_key;
-  std::optional<JsonEnvelope> envelope;  // decoded on admission; nullopt: no body or does not decode
+  // Decoded on admission; null: no body, or it does not decode. On the heap, so that the entry,
+  // handed from the reader to a worker to the committer, moves a pointer rather than the envelope.
+  std::unique_ptr<JsonEnvelope> envelope;
   std::string decode_error;              // why it does not decode
 };
 
@@ -149,6 +151,7 @@ std::optional<std::int64_t> to_integer(std::string_view text) {
 // kept as text only for an entry without the envelope field (its dead letter shows what it had).
 void collect_entries(const std::string* stream, Reply& list, std::vector<Entry>& out) {
   if (!list.is_array()) return;
+  out.reserve(out.size() + list.elements.size());
   for (auto& item : list.elements) {
     if (!item.is_array() || item.elements.size() != 2 || !item.elements[0].is_string()) continue;
     Entry entry;
@@ -463,26 +466,31 @@ class RedisSubscription final : public ports::Subscription::Control {
   // done are queued for the workers; entries already done are completed; entries
   // lost meanwhile are dropped.
   void admit(Connection& connection, std::vector<Entry> entries, Source source) {
-    std::vector<Entry> ready;
-    std::map<const std::string*, std::vector<Entry>> to_begin;  // by stream: one XPENDING covers one stream
+    // Entries are decoded where they lie and begun in runs of one stream (a read returns each
+    // stream's entries together): an entry is a few hundred bytes, and every move of a batch of them
+    // showed in the reader's profile.
     const std::string mark_prefix = keys_.group_key(options_.group, "mark") + ":";
     for (auto& entry : entries) {
-      if (entry.body) {
-        auto decoded = decode(*entry.body, shared_->options.limits);
-        if (decoded) {
-          entry.mark_key = mark_prefix + dedup_mark_bucket(decoded->id);
-          entry.envelope = std::move(*decoded);
-          to_begin[entry.stream].push_back(std::move(entry));
-          continue;
-        }
+      if (!entry.body) continue;
+      auto decoded = decode(*entry.body, shared_->options.limits);
+      if (decoded) {
+        entry.mark_key = mark_prefix + dedup_mark_bucket(decoded->id);
+        entry.envelope = std::make_unique<JsonEnvelope>(std::move(*decoded));
+      } else {
         entry.decode_error = decoded.error().message();
       }
-      ready.push_back(std::move(entry));  // the worker dead-letters it
     }
-    for (auto& [stream, batch] : to_begin) {
-      for (std::size_t first = 0; first < batch.size(); first += script_batch) {
-        begin(connection, *stream, std::span<Entry>(batch).subspan(first, std::min(script_batch, batch.size() - first)), source, ready);
-      }
+    const auto startable = [](const Entry& entry) { return entry.envelope != nullptr; };
+    const auto startable_end = std::stable_partition(entries.begin(), entries.end(), startable);  // moves nothing when all are
+    std::vector<Entry> ready;
+    ready.reserve(entries.size());
+    for (auto it = startable_end; it != entries.end(); ++it) ready.push_back(std::move(*it));  // the worker dead-letters it
+    const auto to_begin = std::span<Entry>(entries.begin(), startable_end);
+    for (std::size_t first = 0; first < to_begin.size();) {
+      std::size_t end = first + 1;
+      while (end < to_begin.size() && end - first < script_batch && to_begin[end].stream == to_begin[first].stream) ++end;
+      begin(connection, *to_begin[first].stream, to_begin.subspan(first, end - first), source, ready);
+      first = end;
     }
     enqueue(std::move(ready));
   }
@@ -770,6 +778,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         room_.notify_one();
       }
       std::vector<Completion> outcomes;
+      outcomes.reserve(share.size());
       auto oldest = std::chrono::steady_clock::now();
       while (!share.empty()) {
         if (stop_.stop_requested()) {
@@ -822,6 +831,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         std::unique_lock lock(mutex_);
         commit_ready_.wait(lock, [&] { return !commits_.empty() || workers_done_; });
         if (commits_.empty()) return;  // workers done and nothing left to record
+        batch.reserve(std::min(commits_.size(), script_batch));
         while (!commits_.empty() && batch.size() < script_batch) {
           batch.push_back(std::move(commits_.front()));
           commits_.pop_front();
