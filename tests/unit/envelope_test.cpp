@@ -119,5 +119,17 @@ TEST(Envelope, CheckFunctionsExplainTheProblem) {
   EXPECT_FALSE(check_corr_id("order:42.v1"));
 }
 
+// Every byte is classified as the documented character sets say.
+TEST(Envelope, CheckFunctionsAcceptExactlyTheirCharacters) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const char c = static_cast<char>(byte);
+    const bool name = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const std::string one(1, c);
+    EXPECT_EQ(!check_tenant_id(one), name) << "byte " << byte;
+    EXPECT_EQ(!check_type_name("a" + one), name) << "byte " << byte;
+    EXPECT_EQ(!check_corr_id(one), name || c == '.' || c == ':') << "byte " << byte;
+  }
+}
+
 }  // namespace
 }  // namespace baton
