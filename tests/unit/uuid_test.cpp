@@ -35,6 +35,19 @@ TEST(UuidV7, RecognisesTextForm) {
   EXPECT_FALSE(is_uuid_text("0192f3a4-5b6c-7d8e-9f01-23456789abc"));
   EXPECT_FALSE(is_uuid_text("0192f3a4x5b6c-7d8e-9f01-23456789abcd"));
   EXPECT_FALSE(is_uuid_text("0192f3a4-5b6c-7d8e-9f01-23456789abcg"));
+  EXPECT_TRUE(is_uuid_text("0192F3A4-5B6C-7D8E-9F01-23456789ABCD"));
+  EXPECT_FALSE(is_uuid_text("0192f3a4-5b6c-7d8e-9f01-23456789ab-d"));  // a dash where a digit goes
+  // Every byte in every digit position: only the 22 hex characters pass.
+  std::string id = "0192f3a4-5b6c-7d8e-9f01-23456789abcd";
+  for (const std::size_t at : {0u, 12u, 35u}) {
+    int passed = 0;
+    for (int byte = 0; byte < 256; ++byte) {
+      std::string changed = id;
+      changed[at] = static_cast<char>(byte);
+      passed += is_uuid_text(changed) ? 1 : 0;
+    }
+    EXPECT_EQ(passed, 22) << "position " << at;
+  }
 }
 
 }  // namespace
