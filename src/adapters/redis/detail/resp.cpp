@@ -1,5 +1,6 @@
 #include "resp.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace baton::adapters::redis::detail {
@@ -43,6 +44,8 @@ std::string encode_command(const std::vector<std::string>& arguments) {
 }
 
 namespace {
+
+constexpr std::size_t max_reserved_elements = 256;
 
 Error protocol_error(std::string what) { return {errc::decode_failed, "redis protocol: " + std::move(what)}; }
 
@@ -156,7 +159,10 @@ Result<std::optional<Reply>> RespParser::next() {
           if (stack_.size() >= limits_.max_depth) {
             return fail(protocol_error("arrays nest deeper than " + std::to_string(limits_.max_depth)));
           }
-          // Elements are appended as they arrive; never reserve what the peer merely declared.
+          // Room for what the peer declared, up to a small cap: a peer's word alone never buys
+          // more than that (later elements are appended as they arrive), while the common replies
+          // (pairs, and reads of a few hundred entries) are not reallocated element by element.
+          reply.elements.reserve(std::min(static_cast<std::size_t>(*count), max_reserved_elements));
           stack_.push_back(Frame{std::move(reply), static_cast<std::size_t>(*count)});
           complete = false;
         }
