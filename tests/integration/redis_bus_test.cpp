@@ -20,6 +20,7 @@
 
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/adapters/redis/redis_kv.hpp"
+#include "baton/core/log.hpp"
 #include "baton/core/once.hpp"
 #include "baton/core/uuid.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
@@ -308,6 +309,44 @@ void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
 }
 
 TEST(RedisBus, ALateSuccessWithoutOutputsIsAckedForTheEntrysNewHolder) { finish_an_entry_taken_over_meanwhile(false); }
+
+// A bucket whose expiry could not be set is said in the log (its marks would otherwise stay for
+// good), and dedup goes on working.
+TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("noexpiry");
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  log::log_to_callback([&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    lines.emplace_back(line);
+  });
+  struct RestoreLog {
+    ~RestoreLog() { log::log_to_stderr(); }
+  } restore;
+  auto bus = make_redis_bus(bus_options(server));
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "default", "-pexpire"}), "OK\n");
+  std::atomic<int> calls{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++calls;
+    return {};
+  }, durable("workers", "only", 1));
+  ASSERT_TRUE(subscription);
+  const auto envelope = make_envelope("test.noexpiry", boost::json::value{{"n", 1}});
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
+  EXPECT_EQ(calls.load(), 1) << "dedup stopped working";
+  EXPECT_EQ(server.cli({"PTTL", stream_key(topic) + ":mark:workers:" + dedup_mark_bucket(envelope.id)}), "-1\n");
+  std::vector<std::string> logged;
+  {
+    std::lock_guard lock(mutex);  // not held past here: stopping the subscription may log
+    logged = lines;
+  }
+  EXPECT_TRUE(std::any_of(logged.begin(), logged.end(), [](const std::string& line) {
+    return line.find("could not set the expiry of dedup marks") != std::string::npos && line.find("NOPERM") != std::string::npos;
+  })) << "no warning logged";
+}
 
 // The mark's bucket and field split an id without losing any of it: ids made in the same
 // millisecond share a bucket, or one of two, and no two ids share a bucket and a field.

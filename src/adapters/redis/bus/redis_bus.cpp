@@ -547,6 +547,14 @@ class RedisSubscription final : public ports::Subscription::Control {
                                                        {"error", replies ? std::string("unexpected reply") : replies.error().message()}});
       return;
     }
+    // A bucket left without its expiry would keep its marks for good; the next batch that begins an
+    // id of it sets the expiry again, so this is only said, not retried.
+    for (std::size_t n = 0; n < buckets.size(); ++n) {
+      const Reply& expiry = (*replies)[first_mark + batch.size() + n];
+      if (expiry.is_error()) {
+        shared_->logger.warn("could not set the expiry of dedup marks", {{"topic", topic_}, {"key", *buckets[n]}, {"error", expiry.text}});
+      }
+    }
     // What the marks that were there already say (HSETNX answered 0): read in one more round trip.
     std::vector<std::size_t> marked_before;
     for (std::size_t i = 0; i < batch.size(); ++i) {
