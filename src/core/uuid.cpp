@@ -1,10 +1,10 @@
 #include "baton/core/uuid.hpp"
 
 #include <array>
-#include <string_view>
 #include <cstdint>
 #include <mutex>
 #include <random>
+#include <string_view>
 
 namespace baton {
 namespace {

@@ -3,14 +3,15 @@
 // docs/REDIS-KEYS.md and docs/DELIVERY.md.
 //
 // - publish: XADD of the encoded envelope (field "e").
-// - subscribe: XREADGROUP BLOCK on the topic and on the group's own redelivery stream, handlers on
-//   `concurrency` threads; every outcome is one Lua script that first checks that this consumer
-//   still owns the entry (owner and delivery count, from XPENDING), so a consumer that was paused
-//   and whose entries were reclaimed cannot complete them a second time.
-// - success: an XACK (a hand-off: its outputs and the XACK in one script). Retryable failure: the next attempt goes to
-//   a per-group delayed set and comes back through the group's redelivery stream, with the XACK in
-//   the same script. Permanent failure, exhausted attempts or an undecodable entry: XADD to
-//   "<topic>.dlq" and XACK, in one script.
+// - subscribe: XREADGROUP BLOCK on the topic and on the group's own redelivery stream, a dedup
+//   mark per envelope id (HSETNX), handlers on `concurrency` threads. Every outcome that records
+//   more than an ack is one Lua script that first checks that this consumer still owns the entry
+//   (owner and delivery count, from XPENDING), so a consumer that was paused and whose entries were
+//   reclaimed cannot complete them a second time.
+// - success: one XACK per batch (a hand-off: its outputs and the XACK in one script). Retryable
+//   failure: the next attempt goes to a per-group delayed set and comes back through the group's
+//   redelivery stream, with the XACK in the same script. Permanent failure, exhausted attempts or
+//   an undecodable entry: XADD to "<topic>.dlq" and XACK, in one script.
 // - crash recovery: entries idle longer than reclaim_idle are taken over with XAUTOCLAIM; a handler
 //   that is still running renews its entries' idle time (keep-alive), so slowness alone never
 //   causes a second delivery.
