@@ -1420,10 +1420,11 @@ class RedisBus final : public ports::MessageBus {
 
 }  // namespace
 
-// Sized by what Redis does with small hashes: up to 128 fields a hash is one compact block
-// (listpack), and HSETNX into it cost 0.6-1.4 us here against 2.3-3.6 us for SET NX PX GET; at a
-// few hundred fields it turns into a table and costs as much as the SET or more (docs/BENCHMARKS.md,
-// round 9). A millisecond and one random bit keep a bucket under 128 ids up to 256k ids made a
+// Sized by measurement (docs/BENCHMARKS.md, round 9): HSETNX into hashes of 10-150 fields cost
+// 0.6-1.4 us here (one run at 128 fields: 2.2) against 2.3-3.6 us for SET NX PX GET, and into hashes
+// of 300-1,000 fields 2.3-3.9 us, as much as the SET or more. (Up to 128 fields Redis keeps a hash
+// as one compact block, a listpack; that the conversion past it is the cost is likely, not
+// measured on its own.) A millisecond and one random bit keep a bucket under 128 ids up to 256k ids made a
 // second, and a batch's ids in two to four buckets, each freed in a moment when it expires. The
 // field leaves out what the bucket says: HSETNX compares it with every field of the block, and
 // ids of one millisecond share their first 13 characters.
