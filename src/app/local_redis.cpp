@@ -135,10 +135,15 @@ void LocalRedisServer::start() {
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     die_with_parent(parent);
-      // The parent may block SIGINT/SIGTERM for sigwait; the child must not inherit that mask.
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The parent may block SIGINT/SIGTERM for sigwait; the child must not inherit that mask.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // A session of its own, as a server run as its own service has: where the kernel schedules
+    // by autogroup (/proc/sys/kernel/sched_autogroup_enabled, 1 on the machine measured), a child
+    // left in our session shares one CPU share with all of our threads, and a busy bench starved
+    // the Redis it measured (docs/BENCHMARKS.md, round 10). It still dies with us (above).
+    ::setsid();
     ::execvp("redis-server", argv.data());
     std::perror("execvp redis-server");
     ::_exit(127);
