@@ -3,6 +3,8 @@
 #include <array>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
+#include <charconv>
 #include <limits>
 
 #include "baton/core/uuid.hpp"
@@ -110,24 +112,78 @@ const char* to_string(DecodeProblem problem) noexcept {
   return "unknown";
 }
 
-std::string encode(const JsonEnvelope& envelope) {
-  json::object headers;
-  headers.reserve(envelope.headers.size());
-  for (const auto& [name, value] : envelope.headers) headers.emplace(name, value);
+namespace {
 
-  json::object object;
-  object.reserve(wire_fields.size());
-  object.emplace("v", envelope_wire_version);
-  object.emplace("id", envelope.id);
-  object.emplace("type", envelope.type);
-  object.emplace("corr_id", envelope.corr_id);
-  object.emplace("causation_id", envelope.causation_id);
-  object.emplace("tenant_id", envelope.tenant_id);
-  object.emplace("ts", format_rfc3339(envelope.ts));
-  object.emplace("attempts", envelope.attempts);
-  object.emplace("headers", std::move(headers));
-  object.emplace("payload", envelope.payload);
-  return json::serialize(object);
+// The envelope's text is written field by field into one string: building a json::object first
+// copied the whole payload and allocated every field twice (micro-benchmark EnvelopeEncode,
+// docs/BENCHMARKS.md round 10). Boost.JSON still writes every string and the payload, so
+// escaping is its own; the text is the same as the serialised object's, field order included.
+class EnvelopeWriter {
+ public:
+  explicit EnvelopeWriter(std::string& out) : out_(out) {}
+
+  void raw(std::string_view text) { out_.append(text); }
+  void string(std::string_view text) {
+    serializer_.reset(json::string_view(text.data(), text.size()));
+    drain();
+  }
+  void value(const json::value& value) {
+    serializer_.reset(&value);
+    drain();
+  }
+  void number(std::uint64_t number) {
+    char digits[24];
+    const auto end = std::to_chars(std::begin(digits), std::end(digits), number).ptr;
+    out_.append(digits, static_cast<std::size_t>(end - digits));
+  }
+
+ private:
+  void drain() {
+    while (!serializer_.done()) {
+      const auto used = out_.size();
+      out_.resize(std::max(out_.capacity(), used + 64));
+      const auto part = serializer_.read(out_.data() + used, out_.size() - used);
+      out_.resize(used + part.size());
+    }
+  }
+
+  std::string& out_;
+  json::serializer serializer_;
+};
+
+}  // namespace
+
+std::string encode(const JsonEnvelope& envelope) {
+  std::string out;
+  out.reserve(512);
+  EnvelopeWriter writer(out);
+  writer.raw("{\"v\":");
+  writer.number(envelope_wire_version);
+  for (const auto& [name, text] : {std::pair<std::string_view, std::string_view>{",\"id\":", envelope.id},
+                                   {",\"type\":", envelope.type},
+                                   {",\"corr_id\":", envelope.corr_id},
+                                   {",\"causation_id\":", envelope.causation_id},
+                                   {",\"tenant_id\":", envelope.tenant_id}}) {
+    writer.raw(name);
+    writer.string(text);
+  }
+  writer.raw(",\"ts\":");
+  writer.string(format_rfc3339(envelope.ts));
+  writer.raw(",\"attempts\":");
+  writer.number(envelope.attempts);
+  writer.raw(",\"headers\":{");
+  bool first = true;
+  for (const auto& [name, value] : envelope.headers) {
+    if (!first) writer.raw(",");
+    first = false;
+    writer.string(name);
+    writer.raw(":");
+    writer.string(value);
+  }
+  writer.raw("},\"payload\":");
+  writer.value(envelope.payload);
+  writer.raw("}");
+  return out;
 }
 
 Result<JsonEnvelope, DecodeError> decode(std::string_view text, const CodecLimits& limits) {

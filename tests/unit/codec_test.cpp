@@ -57,6 +57,48 @@ TEST(Codec, WireFormHasVersionAndRfc3339Timestamp) {
   EXPECT_EQ(ts[19], '.');
 }
 
+// encode writes its text field by field; it must be exactly what Boost.JSON writes for the
+// envelope as one object in wire order, escapes included (quotes, backslashes, control characters,
+// UTF-8), for any number of headers and any payload.
+TEST(Codec, EncodedTextIsBoostJsonsTextOfTheEnvelopeObject) {
+  const auto as_object = [](const JsonEnvelope& envelope) {
+    json::object headers;
+    for (const auto& [name, value] : envelope.headers) headers.emplace(name, value);
+    json::object object;
+    object.emplace("v", envelope_wire_version);
+    object.emplace("id", envelope.id);
+    object.emplace("type", envelope.type);
+    object.emplace("corr_id", envelope.corr_id);
+    object.emplace("causation_id", envelope.causation_id);
+    object.emplace("tenant_id", envelope.tenant_id);
+    object.emplace("ts", format_rfc3339(envelope.ts));
+    object.emplace("attempts", envelope.attempts);
+    object.emplace("headers", std::move(headers));
+    object.emplace("payload", envelope.payload);
+    return json::serialize(object);
+  };
+  auto plain = sample();
+  EXPECT_EQ(encode(plain), as_object(plain));
+
+  auto awkward = sample();
+  awkward.headers = {{"quote\"name", "back\\slash"}, {"ctl", std::string("a\x01b\nc\td", 7)}, {"utf8", "caf\xc3\xa9 \xe2\x82\xac"},
+                     {"empty", ""}, {"long", std::string(300, 'h')}};
+  awkward.attempts = 4294967295u;
+  awkward.payload = json::value{{"text", "line\none \"two\" \\ \x7f"}, {"list", json::array{1, -2, 3.5, nullptr, true, "x"}},
+                                {"deep", {{"a", {{"b", {{"c", json::array{}}}}}}}}, {"big", std::string(5000, 'p')}};
+  EXPECT_EQ(encode(awkward), as_object(awkward));
+
+  auto bare = sample();
+  bare.headers.clear();
+  bare.causation_id.clear();
+  bare.payload = nullptr;
+  EXPECT_EQ(encode(bare), as_object(bare));
+  const auto back = decode(encode(awkward));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->headers, awkward.headers);
+  EXPECT_EQ(back->payload, awkward.payload);
+}
+
 TEST(Codec, NotJson) {
   const auto error = decode_error(std::string_view("{\"v\":1,"));
   EXPECT_EQ(error.problem, DecodeProblem::not_json);
