@@ -310,6 +310,72 @@ void finish_an_entry_taken_over_meanwhile(bool with_handoff) {
 
 TEST(RedisBus, ALateSuccessWithoutOutputsIsAckedForTheEntrysNewHolder) { finish_an_entry_taken_over_meanwhile(false); }
 
+// Successes of entries read moments ago are acked with one XACK and no owner lookup: none of them
+// can have been idle long enough for another consumer's reclaim. on_acked runs for each.
+TEST(RedisBus, SuccessesOfEntriesReadMomentsAgoAreAckedWithoutAnOwnerLookup) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("young");
+  auto bus = make_redis_bus(bus_options(server, 30s));
+  std::atomic<int> acked{0};
+  auto options = durable("workers", "only", 2);
+  options.on_acked = [&](const JsonEnvelope&) { ++acked; };
+  auto subscription = bus->subscribe(topic, [](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> { return {}; }, options);
+  ASSERT_TRUE(subscription);
+  ASSERT_EQ(publish_numbered(*bus, topic, 50).size(), 50u);
+  ASSERT_TRUE(test::eventually([&] { return acked.load() == 50; }, 10s)) << acked.load() << " of 50 acked";
+  subscription->stop();
+  const auto stats = server.cli({"INFO", "commandstats"});  // before the XPENDING of the check below
+  EXPECT_NE(stats.find("cmdstat_xack:"), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("cmdstat_xpending:"), std::string::npos) << "an owner lookup was sent: " << stats;
+  EXPECT_TRUE(server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"));
+}
+
+// An entry read moments ago that another consumer claimed and acked anyway (a claim by hand, or a
+// consumer with a much shorter reclaim_idle): this consumer's success finds it acked, says so in
+// the log, and does not count it as its own ack; nothing is left pending.
+TEST(RedisBus, AnEntryAckedElsewhereMomentsAfterItsReadIsReportedAndNotCountedHere) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("ackedelsewhere");
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  log::log_to_callback([&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    lines.emplace_back(line);
+  });
+  struct RestoreLog {
+    ~RestoreLog() { log::log_to_stderr(); }
+  } restore;
+  auto bus = make_redis_bus(bus_options(server, std::chrono::minutes{10}));
+  auto envelope = make_envelope("test.acked_elsewhere", boost::json::value{{"n", 1}});
+  ASSERT_TRUE(bus->publish(topic, envelope));
+  std::promise<void> started, go_on;
+  auto release = go_on.get_future().share();
+  std::atomic<int> acked{0};
+  auto options = durable("workers", "first", 1);
+  options.on_acked = [&](const JsonEnvelope&) { ++acked; };
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    started.set_value();
+    release.wait();
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription);
+  ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
+  const auto carrier = read_mark(server, topic, "workers", envelope.id);
+  ASSERT_TRUE(carrier.starts_with("t|")) << carrier;
+  const auto entry_id = carrier.substr(2, carrier.find('\n') - 2);
+  server.cli({"XCLAIM", stream_key(topic), "workers", "second", "0", entry_id});
+  ASSERT_EQ(server.cli({"XACK", stream_key(topic), "workers", entry_id}), "1\n");
+  go_on.set_value();
+  const auto warned = [&] {
+    std::lock_guard lock(mutex);
+    return std::any_of(lines.begin(), lines.end(), [](const std::string& line) { return line.find("acked already by another consumer") != std::string::npos; });
+  };
+  EXPECT_TRUE(test::eventually(warned, 10s)) << "no warning logged";
+  subscription->stop();
+  EXPECT_EQ(acked.load(), 0) << "on_acked is for this consumer's acks only";
+  EXPECT_TRUE(server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"));
+}
+
 // A bucket whose expiry could not be set is said in the log (its marks would otherwise stay for
 // good), and dedup goes on working.
 TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {

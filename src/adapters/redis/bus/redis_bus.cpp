@@ -70,6 +70,9 @@ struct Entry {
   std::optional<std::string> body;  // the "e" field; nullopt when the entry has none
   std::string raw;                  // every field, kept only when there is no body: its dead letter
   std::int64_t deliveries = 1;
+  // When the read or claim that delivered it was sent: the server's idle time of the entry, which
+  // another consumer's reclaim waits for, is at most the time since then.
+  std::chrono::steady_clock::time_point asked_at{};
   // The group's mark hash for this envelope id's time bucket (see scripts.hpp and
   // dedup_mark_field for the field): empty for an entry that never decoded.
   std::string mark_key;
@@ -149,13 +152,14 @@ std::optional<std::int64_t> to_integer(std::string_view text) {
 
 // [[id, [field, value, ...]], ...] -> entries. The strings are moved out of the reply; every field is
 // kept as text only for an entry without the envelope field (its dead letter shows what it had).
-void collect_entries(const std::string* stream, Reply& list, std::vector<Entry>& out) {
+void collect_entries(const std::string* stream, Reply& list, std::chrono::steady_clock::time_point asked_at, std::vector<Entry>& out) {
   if (!list.is_array()) return;
   out.reserve(out.size() + list.elements.size());
   for (auto& item : list.elements) {
     if (!item.is_array() || item.elements.size() != 2 || !item.elements[0].is_string()) continue;
     Entry entry;
     entry.stream = stream;
+    entry.asked_at = asked_at;
     entry.id = std::move(item.elements[0].text);
     auto& fields = item.elements[1];
     if (fields.is_array()) {
@@ -414,6 +418,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (const char* argument : {"STREAMS", ">", ">"}) command.emplace_back(argument);
     command.insert(command.end() - 2, {keys_.stream, redeliveries_});
     pipeline += detail::encode_command(command);
+    const auto asked_at = std::chrono::steady_clock::now();
     auto replies = connection.execute_encoded(std::move(pipeline), move_due_first ? 2 : 1,
                                                        move_due_first ? "move due, XREADGROUP" : "XREADGROUP");
     if (!replies) {
@@ -443,7 +448,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     if (reply.is_array()) {
       for (auto& stream : reply.elements) {
         if (!stream.is_array() || stream.elements.size() != 2) continue;
-        if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], entries);
+        if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], asked_at, entries);
       }
     }
     note_backlog(entries.size() >= count);  // COUNT is per stream: with retries waiting, up to twice `count`
@@ -686,12 +691,13 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (const std::string* stream : {&keys_.stream, &redeliveries_}) {
       std::string cursor = "0-0";
       for (int round = 0; round < max_rounds; ++round) {
+        const auto asked_at = std::chrono::steady_clock::now();
         auto reply = housekeeping().execute(Command{"XAUTOCLAIM", *stream, options_.group, options_.consumer,
                                                          std::to_string(shared_->options.reclaim_idle.count()), cursor,
                                                          "COUNT", std::to_string(shared_->options.read_count)});
         if (!reply || !reply->is_array() || reply->elements.size() < 2) break;
         std::vector<Entry> claimed;
-        collect_entries(stream, reply->elements[1], claimed);
+        collect_entries(stream, reply->elements[1], asked_at, claimed);
         if (reply->elements.size() >= 3 && reply->elements[2].is_array()) {
           for (const auto& deleted : reply->elements[2].elements) {
             // Trimmed while pending: the body is gone. Recorded, never read as an empty message.
@@ -868,32 +874,58 @@ class RedisSubscription final : public ports::Subscription::Control {
   // owner-checked script cost the server about 1.9 us per entry, XPENDING and XACK together 0.55).
   // One XACK acks them all, whoever holds them now: an entry another consumer took over meanwhile
   // (this one was paused past reclaim_idle) is acked for it, and the message counts as handled once.
-  // Its envelope id's mark names the entry, so the id is done: the new holder drops the entry if it
-  // has not begun it, and finds it acked when it records its own outcome. An XPENDING in the same
-  // round trip, just before, says which entries were still this consumer's, for the log and on_acked
-  // (called for the entries this XACK removed: those held here, and the others too when it removed
-  // all); an XACK sent again after a lost reply is harmless.
+  // Which entries were still ours (for on_acked and the log) is asked with an XPENDING in the same
+  // round trip, but only when one of them could have been taken over: an entry asked for less than
+  // half of reclaim_idle ago has not been idle long enough for any consumer's reclaim (nor for one
+  // configured with a reclaim_idle of half ours). With the server's work per message what bounds a
+  // flat-out run, that XPENDING and its reply were about 5 % of it (docs/BENCHMARKS.md, round 10).
   void ack_plain(const std::string& stream, std::span<Completion*> plain) {
     std::vector<const std::string*> ids;
     ids.reserve(plain.size());
     for (const auto* completion : plain) ids.push_back(&completion->entry.id);
-    const auto [low, high] = id_range(ids);
-    // No count limit that matters: entries still running here may lie in the range too.
-    std::string pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    const auto young_since = std::chrono::steady_clock::now() - shared_->options.reclaim_idle / 2;
+    const bool look_up = std::any_of(plain.begin(), plain.end(), [&](const Completion* completion) { return completion->entry.asked_at <= young_since; });
+    std::string pipeline;
+    if (look_up) {
+      const auto [low, high] = id_range(ids);
+      // No count limit that matters: entries still running here may lie in the range too.
+      pipeline = detail::encode_command({"XPENDING", stream, options_.group, low, high, "1000000", options_.consumer});
+    }
     detail::append_command_header(pipeline, 3 + ids.size());
     detail::append_argument(pipeline, "XACK");
     detail::append_argument(pipeline, stream);
     detail::append_argument(pipeline, options_.group);
     for (const auto* id : ids) detail::append_argument(pipeline, *id);
+    const std::size_t ack_reply = look_up ? 1 : 0;
     bool tried_before = false;
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = commit_connection_->execute_encoded(pipeline, 2, "XPENDING, XACK");
-      if (pipelined && (*pipelined)[1].is_error()) return detail::error_from_reply("XACK", (*pipelined)[1]);
+      auto pipelined = commit_connection_->execute_encoded(pipeline, ack_reply + 1, look_up ? "XPENDING, XACK" : "XACK");
+      if (pipelined && (*pipelined)[ack_reply].is_error()) return detail::error_from_reply("XACK", (*pipelined)[ack_reply]);
       return pipelined;
     }, &tried_before);
     if (!replies) {
       // The entries stay pending and come back through reclaim; their marks keep them from running again.
       shared_->logger.warn("outcomes not recorded", {{"topic", topic_}, {"count", plain.size()}, {"error", replies.error().message()}});
+      return;
+    }
+    const auto acked = (*replies)[ack_reply].integer;
+    // This XACK removed every entry: also those another consumer held, whose ack is then ours.
+    const bool acked_all = acked == static_cast<std::int64_t>(plain.size());
+    if (!look_up) {
+      if (!acked_all && !tried_before) {
+        // Some were acked before ours, by a consumer that took them over sooner than reclaim_idle
+        // allows here (its reclaim_idle is shorter, or a claim by hand). Which ones is not known,
+        // so on_acked, which is for this consumer's acks only, runs for none of them.
+        shared_->logger.warn("entries read moments ago were acked already by another consumer (is reclaim_idle the same for all?)",
+                             {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer},
+                              {"count", plain.size()}, {"acked_here", acked}});
+        return;
+      }
+      if (options_.on_acked) {
+        for (const auto* completion : plain) {
+          if (completion->handled_here) options_.on_acked(*completion->entry.envelope);
+        }
+      }
       return;
     }
     std::unordered_set<std::string_view> held;
@@ -902,8 +934,6 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (row.is_array() && !row.elements.empty()) held.insert(row.elements[0].text);
       }
     }
-    // This XACK removed every entry: also those another consumer held, whose ack is then ours.
-    const bool acked_all = (*replies)[1].integer == static_cast<std::int64_t>(plain.size());
     for (const auto* completion : plain) {
       const bool ours = held.contains(completion->entry.id);
       if (!ours && !tried_before) {
