@@ -4,11 +4,12 @@
 
 #include <boost/json/parse.hpp>
 #include <filesystem>
-#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "baton/adapters/ai/http_ai.hpp"
 #include "baton/core/log.hpp"
+#include "support/captured_log.hpp"
 #include "support/certificates.hpp"
 #include "support/fake_ai_server.hpp"
 #include "support/unique_id.hpp"
@@ -174,24 +175,19 @@ TEST(HttpAi, MalformedBodiesAreRetryableErrorsThatSaySo) {
 
 TEST(HttpAi, TheApiKeyNeverReachesALogOrAnError) {
   const std::string key = "sk-secret-" + test::unique_name("k");
-  std::mutex mutex;
-  std::string lines;
-  log::log_to_callback([&](std::string_view line) {
-    std::lock_guard lock(mutex);
-    lines += std::string(line) + "\n";
-  });
+  std::optional<test::CapturedLog> log(std::in_place);
   FakeAiServer server;
   // A provider that echoes the key it refused, then one retryable failure that gets logged.
   server.script({.status = 500, .body = R"({"error":{"message":"upstream rejected key )" + key + R"("}})"});
   server.script({.status = 401, .body = R"({"error":{"message":"invalid key )" + key + R"("}})"});
   auto ai = client(server.url(), Protocol::anthropic, {.api_key = key});
   auto answer = ai->complete(ask("x"));
-  log::log_to_stderr();
+  const std::string lines = log->text();
+  log.reset();
   ASSERT_FALSE(answer);
   EXPECT_EQ(answer.error(), errc::auth_failed);
   EXPECT_EQ(answer.error().detail.find(key), std::string::npos) << answer.error().detail;
   EXPECT_NE(answer.error().detail.find("invalid key ***"), std::string::npos) << answer.error().detail;
-  std::lock_guard lock(mutex);
   EXPECT_NE(lines.find("retrying"), std::string::npos) << "the retry should have been logged: " << lines;
   EXPECT_EQ(lines.find(key), std::string::npos) << lines;
 }

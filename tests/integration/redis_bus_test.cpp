@@ -26,6 +26,7 @@
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "baton/app/process_lifetime.hpp"
+#include "support/captured_log.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
@@ -336,15 +337,7 @@ TEST(RedisBus, SuccessesOfEntriesReadMomentsAgoAreAckedWithoutAnOwnerLookup) {
 TEST(RedisBus, AnEntryAckedElsewhereMomentsAfterItsReadIsReportedAndNotCountedHere) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("ackedelsewhere");
-  std::mutex mutex;
-  std::vector<std::string> lines;
-  log::log_to_callback([&](std::string_view line) {
-    std::lock_guard lock(mutex);
-    lines.emplace_back(line);
-  });
-  struct RestoreLog {
-    ~RestoreLog() { log::log_to_stderr(); }
-  } restore;
+  test::CapturedLog log;
   auto bus = make_redis_bus(bus_options(server, std::chrono::minutes{10}));
   auto envelope = make_envelope("test.acked_elsewhere", boost::json::value{{"n", 1}});
   ASSERT_TRUE(bus->publish(topic, envelope));
@@ -366,11 +359,7 @@ TEST(RedisBus, AnEntryAckedElsewhereMomentsAfterItsReadIsReportedAndNotCountedHe
   server.cli({"XCLAIM", stream_key(topic), "workers", "second", "0", entry_id});
   ASSERT_EQ(server.cli({"XACK", stream_key(topic), "workers", entry_id}), "1\n");
   go_on.set_value();
-  const auto warned = [&] {
-    std::lock_guard lock(mutex);
-    return std::any_of(lines.begin(), lines.end(), [](const std::string& line) { return line.find("acked already by another consumer") != std::string::npos; });
-  };
-  EXPECT_TRUE(test::eventually(warned, 10s)) << "no warning logged";
+  EXPECT_TRUE(test::eventually([&] { return log.has_line_with({"acked already by another consumer"}); }, 10s)) << "no warning logged";
   subscription->stop();
   EXPECT_EQ(acked.load(), 0) << "on_acked is for this consumer's acks only";
   EXPECT_TRUE(server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"));
@@ -381,15 +370,7 @@ TEST(RedisBus, AnEntryAckedElsewhereMomentsAfterItsReadIsReportedAndNotCountedHe
 TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("noexpiry");
-  std::mutex mutex;
-  std::vector<std::string> lines;
-  log::log_to_callback([&](std::string_view line) {
-    std::lock_guard lock(mutex);
-    lines.emplace_back(line);
-  });
-  struct RestoreLog {
-    ~RestoreLog() { log::log_to_stderr(); }
-  } restore;
+  test::CapturedLog log;
   auto bus = make_redis_bus(bus_options(server));
   ASSERT_EQ(server.cli({"ACL", "SETUSER", "default", "-pexpire"}), "OK\n");
   std::atomic<int> calls{0};
@@ -404,14 +385,7 @@ TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
   ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
   EXPECT_EQ(calls.load(), 1) << "dedup stopped working";
   EXPECT_EQ(server.cli({"PTTL", stream_key(topic) + ":mark:workers:" + dedup_mark_bucket(envelope.id)}), "-1\n");
-  std::vector<std::string> logged;
-  {
-    std::lock_guard lock(mutex);  // not held past here: stopping the subscription may log
-    logged = lines;
-  }
-  EXPECT_TRUE(std::any_of(logged.begin(), logged.end(), [](const std::string& line) {
-    return line.find("could not set the expiry of dedup marks") != std::string::npos && line.find("NOPERM") != std::string::npos;
-  })) << "no warning logged";
+  EXPECT_TRUE(log.has_line_with({"could not set the expiry of dedup marks", "NOPERM"})) << "no warning logged";
 }
 
 // The mark's bucket and field split an id without losing any of it: ids made in the same
