@@ -874,6 +874,9 @@ class RedisSubscription final : public ports::Subscription::Control {
   // owner-checked script cost the server about 1.9 us per entry, XPENDING and XACK together 0.55).
   // One XACK acks them all, whoever holds them now: an entry another consumer took over meanwhile
   // (this one was paused past reclaim_idle) is acked for it, and the message counts as handled once.
+  // Its envelope id's mark names the entry, so the id is done: the new holder drops the entry if it
+  // has not begun it, and finds it acked when it records its own outcome. An XACK sent again after a
+  // lost reply is harmless.
   // Which entries were still ours (for on_acked and the log) is asked with an XPENDING in the same
   // round trip, but only when one of them could have been taken over: an entry asked for less than
   // half of reclaim_idle ago has not been idle long enough for any consumer's reclaim (nor for one
