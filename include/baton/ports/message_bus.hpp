@@ -82,8 +82,8 @@ struct SubscribeOptions {
   // Called once a handled entry's ack (with its hand-off) is committed by this consumer (not for an
   // entry another consumer took over and acked meanwhile; on Redis, when that happens to an entry
   // read moments before, which consumers with one reclaim_idle never do, not for the rest of its
-  // group commit either): for measurements such as publish-to-ack latency. Runs on a worker thread, possibly under the adapter's lock: it must be
-  // quick and must not call the bus.
+  // group commit either): for measurements such as publish-to-ack latency. Runs on a worker
+  // thread, possibly under the adapter's lock: it must be quick and must not call the bus.
   std::function<void(const JsonEnvelope& envelope)> on_acked;
 };
 
