@@ -60,6 +60,9 @@ Result<Runtime> bootstrap(const Config& config, const BootstrapOptions& options)
     bus_options.redis = *redis;
     bus_options.reclaim_idle = std::chrono::milliseconds{config.reclaim_idle_ms};
     bus_options.reclaim_interval = std::min(bus_options.reclaim_interval, bus_options.reclaim_idle / 4);
+    bus_options.readers = static_cast<std::size_t>(config.readers);
+    bus_options.read_count = static_cast<std::size_t>(config.read_count);
+    bus_options.direct_publishers = static_cast<std::size_t>(config.direct_publishers);
     runtime.bus = adapters::redis::make_redis_bus(bus_options);
   }
 

@@ -78,6 +78,9 @@ std::map<std::string, Setting> top_level_settings() {
   settings["certify.timeout_ms"] = number(&Config::certify_timeout_ms, 1, 3'600'000);
   settings["certify.max_rounds"] = number(&Config::certify_max_rounds, 1, 100);
   settings["delivery.reclaim_idle_ms"] = number(&Config::reclaim_idle_ms, 100, 86'400'000);
+  settings["delivery.readers"] = number(&Config::readers, 1, 16);
+  settings["delivery.read_count"] = number(&Config::read_count, 1, 10'000);
+  settings["delivery.direct_publishers"] = number(&Config::direct_publishers, 0, 256);
   settings["log.level"] = text(&Config::log_level);
   return settings;
 }
@@ -338,6 +341,7 @@ std::string render_config(const Config& config) {
       << "\nmax_tokens = " << config.ai_max_tokens << "\nanswer_attempts = " << config.ai_answer_attempts
       << "\n\n[certify]\ncommand = " << quoted(config.certify_command) << "\ntimeout_ms = " << config.certify_timeout_ms
       << "\nmax_rounds = " << config.certify_max_rounds << "\n\n[delivery]\nreclaim_idle_ms = " << config.reclaim_idle_ms
+      << "\nreaders = " << config.readers << "\nread_count = " << config.read_count << "\ndirect_publishers = " << config.direct_publishers
       << "\n\n[log]\nlevel = " << quoted(config.log_level) << "\n";
   for (const auto& phase : config.phases) {
     const auto settings = config.settings_for(phase);

@@ -26,6 +26,7 @@
 #include "baton/core/uuid.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
+#include "baton/app/bootstrap.hpp"
 #include "baton/app/process_lifetime.hpp"
 #include "support/captured_log.hpp"
 #include "support/fault_proxy.hpp"
@@ -355,6 +356,47 @@ TEST(RedisBus, SuccessesOfEntriesReadMomentsAgoAreAckedWithoutAnOwnerLookup) {
   EXPECT_NE(stats.find("cmdstat_xack:"), std::string::npos) << stats;
   EXPECT_EQ(stats.find("cmdstat_xpending:"), std::string::npos) << "an owner lookup was sent: " << stats;
   EXPECT_TRUE(server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"));
+}
+
+// The config's [delivery] speed settings reach the Redis bus that bootstrap makes: a connection
+// per reader, reads of read_count entries, and publishing on the shared connection only.
+TEST(RedisBus, TheConfigsDeliverySettingsReachTheBus) {
+  RedisServer server({.append_only = false});
+  auto config = app::load_config(std::nullopt, {{"BATON_BUS", server.url()},
+                                                {"BATON_STORAGE_ROOT", (server.directory() / "storage").string()},
+                                                {"BATON_DELIVERY_READERS", "3"},
+                                                {"BATON_DELIVERY_READ_COUNT", "1"},
+                                                {"BATON_DELIVERY_DIRECT_PUBLISHERS", "0"}});
+  ASSERT_TRUE(config) << config.error().message();
+  auto runtime = app::bootstrap(*config);
+  ASSERT_TRUE(runtime) << runtime.error().message();
+  const std::string topic = test::unique_name("configured");
+  // Published before anyone reads: with the default read_count a few reads take them all; one at
+  // a time, every read comes back full, so all three readers join in.
+  std::vector<JsonEnvelope> envelopes;
+  for (int n = 0; n < 200; ++n) envelopes.push_back(make_envelope("test.configured", boost::json::value{{"n", n}}));
+  ASSERT_TRUE(runtime->bus->publish_batch(topic, envelopes));
+  std::atomic<int> handled{0};
+  auto subscription = runtime->bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++handled;
+    return {};
+  }, durable("workers", "only", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(test::eventually([&] { return handled.load() == 200; }, 10s)) << handled.load();
+  const auto clients = server.cli({"CLIENT", "LIST"});
+  const auto named = [&](const std::string& name) {
+    int count = 0;
+    for (auto at = clients.find(name); at != std::string::npos; at = clients.find(name, at + 1)) ++count;
+    return count;
+  };
+  EXPECT_EQ(named(" name=baton:reader "), 3) << clients;
+  EXPECT_EQ(named(" name=baton:publisher "), 0) << clients;
+  subscription->stop();
+  // COUNT 1 per stream: a read returns at most two entries (the topic's and a redelivery's).
+  const auto stats = server.cli({"INFO", "commandstats"});
+  const auto reads = stats.find("cmdstat_xreadgroup:calls=");
+  ASSERT_NE(reads, std::string::npos) << stats;
+  EXPECT_GE(std::stoi(stats.substr(reads + std::string("cmdstat_xreadgroup:calls=").size())), 100) << stats;
 }
 
 // A bucket whose expiry could not be set is said in the log (its marks would otherwise stay for

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/config.hpp"
 #include "support/unique_id.hpp"
@@ -39,6 +40,16 @@ TEST_F(ConfigTest, DefaultsEmbedEverythingInMemory) {
   EXPECT_EQ(config->kv, "memory://");
   EXPECT_EQ(config->phases, (std::vector<std::string>{"plan", "code", "certify", "deploy"}));
   EXPECT_EQ(config->ai_provider, "offline");
+}
+
+// The Redis bus's settings start where the bus's own defaults are, so an empty config changes nothing.
+TEST_F(ConfigTest, DeliveryDefaultsAreTheRedisBussOwn) {
+  const Config config;
+  const adapters::redis::RedisBusOptions bus;
+  EXPECT_EQ(config.reclaim_idle_ms, bus.reclaim_idle.count());
+  EXPECT_EQ(static_cast<std::size_t>(config.readers), bus.readers);
+  EXPECT_EQ(static_cast<std::size_t>(config.read_count), bus.read_count);
+  EXPECT_EQ(static_cast<std::size_t>(config.direct_publishers), bus.direct_publishers);
 }
 
 TEST_F(ConfigTest, ReadsEveryKey) {
@@ -150,8 +161,8 @@ TEST_F(ConfigTest, BootstrapPicksAdaptersByScheme) {
 
 TEST_F(ConfigTest, NumbersAreCheckedForTypeAndRangeWhereverTheyComeFrom) {
   auto config = load_config(write("[ai]\ntimeout_ms = 5000\nrequests_per_second = 3\n[certify]\ncommand = \"make check\"\nmax_rounds = 2\n"
-                                  "[delivery]\nreclaim_idle_ms = 2000\n"),
-                            {{"BATON_AI_MAX_CONCURRENT", "4"}});
+                                  "[delivery]\nreclaim_idle_ms = 2000\nreaders = 3\nread_count = 64\n"),
+                            {{"BATON_AI_MAX_CONCURRENT", "4"}, {"BATON_DELIVERY_DIRECT_PUBLISHERS", "0"}});
   ASSERT_TRUE(config) << config.error().message();
   EXPECT_EQ(config->ai_timeout_ms, 5000);
   EXPECT_EQ(config->ai_requests_per_second, 3);
@@ -159,6 +170,13 @@ TEST_F(ConfigTest, NumbersAreCheckedForTypeAndRangeWhereverTheyComeFrom) {
   EXPECT_EQ(config->certify_command, "make check");
   EXPECT_EQ(config->certify_max_rounds, 2);
   EXPECT_EQ(config->reclaim_idle_ms, 2000);
+  EXPECT_EQ(config->readers, 3);
+  EXPECT_EQ(config->read_count, 64);
+  EXPECT_EQ(config->direct_publishers, 0);
+  EXPECT_NE(error_of("[delivery]\nreaders = 0\n").find("config key \"delivery.readers\""), std::string::npos);
+  EXPECT_NE(error_of("[delivery]\nreaders = 0\n").find("must be 1-16"), std::string::npos);
+  EXPECT_NE(error_of("[delivery]\nread_count = 0\n").find("must be 1-10000"), std::string::npos);
+  EXPECT_NE(error_of("[delivery]\ndirect_publishers = -1\n").find("must be 0-256"), std::string::npos);
   EXPECT_NE(error_of("[certify]\nmax_rounds = \"two\"\n").find("config key \"certify.max_rounds\""), std::string::npos);
   EXPECT_NE(error_of("[certify]\nmax_rounds = \"two\"\n").find("expected an integer"), std::string::npos);
   EXPECT_NE(error_of("[ai]\nmax_concurrent = 0\n").find("must be 1-1024"), std::string::npos);

@@ -10,7 +10,7 @@
 //               timeout_ms = 120000  connect_timeout_ms = 10000  requests_per_second = 0  max_concurrent = 8
 //               max_tokens = 4096  answer_attempts = 3  ca_file = ""
 //   [certify]   command = ""  timeout_ms = 60000  max_rounds = 3
-//   [delivery]  reclaim_idle_ms = 30000
+//   [delivery]  reclaim_idle_ms = 30000  readers = 2  read_count = 256  direct_publishers = 4
 //   [log]       level = "info"
 //   [phases.plan]  concurrency = 4  timeout_ms = 60000  max_attempts = 5  base_delay_ms = 100
 //
@@ -59,6 +59,11 @@ struct Config {
   std::int64_t certify_timeout_ms = 60'000;
   std::int64_t certify_max_rounds = 3;
   std::int64_t reclaim_idle_ms = 30'000;              // an entry idle this long belongs to a dead worker
+  // The Redis bus's speed settings (RedisBusOptions, docs/BENCHMARKS.md): reader threads per
+  // subscription, entries per read, and publishing threads that get a connection of their own.
+  std::int64_t readers = 2;
+  std::int64_t read_count = 256;
+  std::int64_t direct_publishers = 4;
   std::string log_level = "info";
   std::map<std::string, PhaseSettings> phase_settings;  // by phase name; absent = defaults
 
