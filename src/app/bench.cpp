@@ -167,14 +167,12 @@ int run_bench(const BenchOptions& options) {
     std::cerr << "baton bench: --messages, --producers and --consumers must be at least 1\n";
     return 2;
   }
-  const std::string folder_pattern = (stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm") : stdfs::temp_directory_path()) / "baton-bench-XXXXXX";
-  std::string folder_text = folder_pattern;
-  if (!::mkdtemp(folder_text.data())) {
-    std::cerr << "baton bench: cannot make a scratch folder\n";
+  auto made = make_scratch_folder(stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm") : stdfs::temp_directory_path(), "baton-bench-");
+  if (!made) {
+    std::cerr << "baton bench: " << made.error().message() << "\n";
     return 1;
   }
-  const stdfs::path folder = folder_text;
-  remember_scratch_folder(folder.string());
+  const stdfs::path folder = *made;
   log::log_to_file(folder / "bench.log");  // warnings of a run go to a file, not over the progress bar
   log::set_level(log::Level::warn);
 

@@ -220,13 +220,13 @@ int run_demo(const DemoOptions& options) {
   }
   const bool in_process = options.bus == "memory://";
   const bool private_redis = options.bus.empty();
-  std::string folder_pattern = (stdfs::temp_directory_path() / "baton-demo-XXXXXX").string();
-  if (!::mkdtemp(folder_pattern.data())) {
-    std::cerr << "baton demo: cannot make a temporary folder\n";
+  // A folder kept on purpose (--keep) carries no owner mark, so no later run takes it for litter.
+  auto made = make_scratch_folder(stdfs::temp_directory_path(), "baton-demo-", !options.keep);
+  if (!made) {
+    std::cerr << "baton demo: " << made.error().message() << "\n";
     return 1;
   }
-  const stdfs::path folder = folder_pattern;
-  if (!options.keep) remember_scratch_folder(folder.string());
+  const stdfs::path folder = *made;
   const auto cleanup = [&] {
     if (options.keep) {
       std::cout << "kept: " << folder.string() << " (logs/, storage/)\n";

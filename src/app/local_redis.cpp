@@ -85,10 +85,9 @@ std::string LocalRedisServer::url() const {
 }
 
 LocalRedisServer::LocalRedisServer(LocalRedisOptions options) : options_(std::move(options)) {
-  std::string pattern = (std::filesystem::temp_directory_path() / "baton-redis-XXXXXX").string();
-  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-  directory_ = pattern;
-  remember_scratch_folder(directory_.string());
+  auto folder = make_scratch_folder(std::filesystem::temp_directory_path(), "baton-redis-");
+  if (!folder) throw std::runtime_error(folder.error().message());
+  directory_ = *folder;
   if (options_.prepare) options_.prepare(directory_);
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();

@@ -4,11 +4,15 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 namespace baton::app {
@@ -31,6 +35,61 @@ void remember_scratch_folder(const std::string& path) {
 void forget_scratch_folder(const std::string& path) {
   std::lock_guard lock(scratch_mutex);
   scratch_folders().erase(path);
+}
+
+namespace {
+
+constexpr const char* owner_file = ".owner";
+
+// "<pid> <start time>" of a process, the start time in clock ticks since boot (field 22 of
+// /proc/<pid>/stat), which tells a process apart from a later one given the same pid; empty when
+// there is no such process, or it has ended and waits to be reaped (a killed command's parent may
+// not have reaped it yet).
+std::string process_identity(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return {};
+  const auto after_name = line.rfind(')');  // the name may hold spaces and parentheses
+  if (after_name == std::string::npos) return {};
+  std::istringstream fields(line.substr(after_name + 2));
+  std::string field;
+  for (int number = 3; number <= 22 && fields >> field; ++number) {
+    if (number == 3 && (field == "Z" || field == "X")) return {};
+    if (number == 22) return std::to_string(pid) + " " + field;
+  }
+  return {};
+}
+
+bool owner_has_ended(const std::filesystem::path& folder) {
+  std::ifstream mark(folder / owner_file);
+  long pid = 0;
+  std::string start;
+  if (!(mark >> pid >> start) || pid <= 0) return false;  // no mark, or one being written: not ours to judge
+  return process_identity(pid) != std::to_string(pid) + " " + start;
+}
+
+}  // namespace
+
+Result<std::filesystem::path> make_scratch_folder(const std::filesystem::path& parent, std::string_view prefix, bool owned) {
+  if (owned) {
+    std::error_code unreadable;
+    for (const auto& entry : std::filesystem::directory_iterator(parent, unreadable)) {
+      const auto name = entry.path().filename().string();
+      std::error_code ignored;
+      if (name.size() == prefix.size() + 6 && name.starts_with(prefix) && entry.is_directory(ignored) && !entry.is_symlink(ignored) &&
+          owner_has_ended(entry.path())) {
+        std::filesystem::remove_all(entry.path(), ignored);  // another user's, or removed meanwhile: left
+      }
+    }
+  }
+  std::string pattern = (parent / (std::string(prefix) + "XXXXXX")).string();
+  if (!::mkdtemp(pattern.data())) return Error{errc::unavailable, "cannot make a folder " + pattern + " (" + std::strerror(errno) + ")"};
+  const std::filesystem::path folder = pattern;
+  if (owned) {
+    std::ofstream(folder / owner_file) << process_identity(::getpid()) << "\n";
+    remember_scratch_folder(folder.string());
+  }
+  return folder;
 }
 
 void exit_on_stop_signal(const char* command) {
