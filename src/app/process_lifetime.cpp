@@ -72,8 +72,11 @@ bool owner_has_ended(const std::filesystem::path& folder) {
 
 Result<std::filesystem::path> make_scratch_folder(const std::filesystem::path& parent, std::string_view prefix, bool owned) {
   if (owned) {
-    std::error_code unreadable;
-    for (const auto& entry : std::filesystem::directory_iterator(parent, unreadable)) {
+    // Stepped with an error code: a listing that fails part way (folders come and go) ends the sweep,
+    // never the command.
+    std::error_code listing;
+    for (std::filesystem::directory_iterator it(parent, listing), end; !listing && it != end; it.increment(listing)) {
+      const auto& entry = *it;
       const auto name = entry.path().filename().string();
       std::error_code ignored;
       if (name.size() == prefix.size() + 6 && name.starts_with(prefix) && entry.is_directory(ignored) && !entry.is_symlink(ignored) &&
