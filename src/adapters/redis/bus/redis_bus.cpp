@@ -914,37 +914,32 @@ class RedisSubscription final : public ports::Subscription::Control {
     const auto acked = (*replies)[ack_reply].integer;
     // This XACK removed every entry: also those another consumer held, whose ack is then ours.
     const bool acked_all = acked == static_cast<std::int64_t>(plain.size());
-    if (!look_up) {
-      if (!acked_all && !tried_before) {
-        // Some were acked before ours, by a consumer that took them over sooner than reclaim_idle
-        // allows here (its reclaim_idle is shorter, or a claim by hand). Which ones is not known,
-        // so on_acked, which is for this consumer's acks only, runs for none of them.
-        shared_->logger.warn("entries read moments ago were acked already by another consumer (is reclaim_idle the same for all?)",
-                             {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer},
-                              {"count", plain.size()}, {"acked_here", acked}});
-        return;
-      }
-      if (options_.on_acked) {
-        for (const auto* completion : plain) {
-          if (completion->handled_here) options_.on_acked(*completion->entry.envelope);
-        }
-      }
+    if (!look_up && !acked_all && !tried_before) {
+      // Some were acked before ours, by a consumer that took them over sooner than reclaim_idle
+      // allows here (its reclaim_idle is shorter, or a claim by hand). Which ones is not known,
+      // so on_acked, which is for this consumer's acks only, runs for none of them.
+      shared_->logger.warn("entries read moments ago were acked already by another consumer (is reclaim_idle the same for all?)",
+                           {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer},
+                            {"count", plain.size()}, {"acked_here", acked}});
       return;
     }
+    // Without the lookup every entry was ours: none can have been taken over.
     std::unordered_set<std::string_view> held;
-    if ((*replies)[0].is_array()) {
+    if (look_up && (*replies)[0].is_array()) {
       for (const auto& row : (*replies)[0].elements) {
         if (row.is_array() && !row.elements.empty()) held.insert(row.elements[0].text);
       }
     }
     for (const auto* completion : plain) {
-      const bool ours = held.contains(completion->entry.id);
+      const bool ours = !look_up || held.contains(completion->entry.id);
       if (!ours && !tried_before) {
         shared_->logger.warn("success of an entry this consumer no longer held (another consumer had taken it over)",
                              {{"topic", topic_}, {"group", options_.group}, {"consumer", options_.consumer}, {"id", completion->entry.id},
                               {"acked_here", acked_all}});
       }
-      // After a try whose reply was lost, an entry gone from the list is most likely one that try acked.
+      // on_acked runs for the entries this XACK removed: those held here, and the others too when
+      // it removed all. After a try whose reply was lost, an entry gone from the list is most likely
+      // one that try acked.
       if ((ours || acked_all || tried_before) && completion->handled_here && options_.on_acked) options_.on_acked(*completion->entry.envelope);
     }
   }
