@@ -26,6 +26,7 @@
 #include "baton/app/process_lifetime.hpp"
 #include "support/http_get.hpp"
 #include "support/pass_through_phase.hpp"
+#include "support/proc_stat.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
@@ -258,14 +259,6 @@ std::vector<pid_t> children_named(pid_t parent, const std::string& name) {
   return found;
 }
 
-// Alive and not a zombie (a zombie has ended; this machine's init may be slow to reap it).
-bool running(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  return line.substr(line.rfind(')') + 2, 1) != "Z";
-}
-
 // Ctrl-C on a long `baton bench` ends it at once (exit 130) and takes its private redis-server and
 // scratch folders with it, where the blocked stop signals used to make it run to the end.
 TEST(Cli, AnInterruptedBenchEndsAtOnceAndLeavesNothingBehind) {
@@ -309,7 +302,7 @@ TEST(Cli, AnInterruptedBenchEndsAtOnceAndLeavesNothingBehind) {
   EXPECT_LT(std::chrono::steady_clock::now() - interrupted, 10s);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 130);
-  EXPECT_TRUE(baton::test::eventually([&] { return !running(server); }, 10s)) << "redis-server outlived the bench";
+  EXPECT_TRUE(baton::test::eventually([&] { return !baton::test::running(server); }, 10s)) << "redis-server outlived the bench";
   EXPECT_FALSE(std::filesystem::exists(server_folder)) << server_folder;
 }
 

@@ -6,25 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <string>
 
+#include "support/proc_stat.hpp"
 #include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
 namespace baton::test {
 namespace {
-
-// Gone, or a zombie nobody reaped yet (a container's first process may not reap orphans).
-bool is_dead(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string pid_field, name, state;
-  stat >> pid_field >> name >> state;
-  return !stat || state == "Z";
-}
 
 TEST(LocalRedisServer, RunsInASessionOfItsOwn) {
   // In our session it would share one autogroup CPU share with every thread of its owner, and a
@@ -59,8 +49,9 @@ TEST(LocalRedisServer, DiesWithAnOwnerThatDiesWithoutStoppingIt) {
   const pid_t server = std::stoi(report);
   const std::filesystem::path folder = report.substr(report.find(' ') + 1);
   ASSERT_GT(server, 0);
-  EXPECT_TRUE(eventually([&] { return is_dead(server); })) << "redis-server " << server << " outlived its owner";
-  if (!is_dead(server)) ::kill(server, SIGKILL);
+  // Gone, or a zombie nobody reaped yet (a container's first process may not reap orphans).
+  EXPECT_TRUE(eventually([&] { return !running(server); })) << "redis-server " << server << " outlived its owner";
+  if (running(server)) ::kill(server, SIGKILL);
   std::error_code ignored;
   std::filesystem::remove_all(folder, ignored);
 }

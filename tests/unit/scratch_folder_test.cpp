@@ -8,10 +8,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "baton/app/process_lifetime.hpp"
+#include "support/proc_stat.hpp"
 #include "support/recorder.hpp"
 
 namespace baton::app {
@@ -24,16 +24,10 @@ namespace stdfs = std::filesystem;
 std::string zombie_start_time(pid_t pid) {
   std::string start;
   test::eventually([&] {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return false;
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string field;
-    for (int number = 3; number <= 22 && fields >> field; ++number) {
-      if (number == 3 && field != "Z") return false;
-      if (number == 22) start = field;
-    }
-    return !start.empty();
+    const auto fields = test::proc_stat_fields(pid);
+    if (fields.size() < 20 || fields[0] != "Z") return false;
+    start = fields[22 - 3];
+    return true;
   }, std::chrono::seconds{5});
   return start;
 }
