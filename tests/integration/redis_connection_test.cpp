@@ -318,6 +318,22 @@ TEST_P(RedisConnection, ABlockingCommandWaitsForItsAnswer) {
   EXPECT_TRUE(connection.execute({"PING"})) << "the connection serves the next request";
 }
 
+std::size_t threads_of_this_process() {
+  const auto tasks = std::filesystem::directory_iterator("/proc/self/task");
+  return static_cast<std::size_t>(std::distance(std::filesystem::begin(tasks), std::filesystem::end(tasks)));
+}
+
+// An address needs no lookup: Asio's resolver would start a thread of its own for it (and did,
+// which was most of a new connection's time).
+TEST_P(RedisConnection, AnAddressIsConnectedToWithoutALookup) {
+  RedisServer server({.append_only = false});
+  const std::size_t before = threads_of_this_process();
+  Connection connection(options_for(server), GetParam());
+  ASSERT_TRUE(connection.execute({"PING"}));
+  const std::size_t own_io_thread = GetParam() == Connection::Driver::io_thread ? 1 : 0;
+  EXPECT_EQ(threads_of_this_process(), before + own_io_thread);
+}
+
 TEST_P(RedisConnection, HealthMeasuresAPing) {
   RedisServer server({.append_only = false});
   Connection connection(options_for(server), GetParam());
