@@ -63,11 +63,12 @@ Percentiles percentiles(std::vector<std::int64_t> values) {
   return {percentile(values, 0.50), percentile(values, 0.90), percentile(values, 0.99), percentile(values, 0.999)};
 }
 
-Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples) {
+// Of the messages [first, last).
+Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples, std::size_t first, std::size_t last) {
   std::vector<std::int64_t> values;
-  values.reserve(samples.size());
-  for (const auto& sample : samples) {
-    if (const auto v = sample.load(); v != not_yet) values.push_back(v);
+  values.reserve(last - first);
+  for (std::size_t i = first; i < last; ++i) {
+    if (const auto v = samples[i].load(); v != not_yet) values.push_back(v);
   }
   return percentiles(std::move(values));
 }
@@ -122,14 +123,16 @@ class ProgressBar {
   std::jthread thread_;
 };
 
-// Publishes messages [first, last) step `step`, in batches, paced to `rate` per second when set.
-template <class Make>
+// Publishes messages [first, last) step `step`, in batches, paced to `rate` per second when set;
+// calls `measuring()` before the first batch that holds an index from `measured` on.
+template <class Make, class Measuring>
 Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size_t first, std::size_t count, std::size_t step,
-                     double rate, Make make) {
+                     double rate, std::size_t measured, Make make, Measuring measuring) {
   const std::size_t batch = rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(rate / 1000)) : 256;
   const auto started = SteadyClock::now();
   std::vector<JsonEnvelope> envelopes;
   std::size_t sent = 0;
+  bool measuring_called = false;
   for (std::size_t index = first; index < count; index += step) {
     envelopes.push_back(make(index));
     if (envelopes.size() < batch && index + step < count) continue;
@@ -137,6 +140,10 @@ Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size
       const auto due = started + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(static_cast<double>(sent) / rate));
       std::this_thread::sleep_until(due);
       for (auto& envelope : envelopes) envelope.payload.as_object()["t"] = now_ns();
+    }
+    if (!measuring_called && index >= measured) {
+      measuring_called = true;
+      measuring();
     }
     for (int attempt = 0;; ++attempt) {
       auto published = bus.publish_batch(topic, envelopes);
@@ -167,6 +174,9 @@ int run_bench(const BenchOptions& options) {
     std::cerr << "baton bench: --messages, --producers and --consumers must be at least 1\n";
     return 2;
   }
+  // Indices [0, warm_up) are the warm-up, [warm_up, total) the measured messages.
+  const std::size_t warm_up = options.warm_up.value_or(options.messages / 10);
+  const std::size_t total = warm_up + options.messages;
   auto made = make_scratch_folder(stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm") : stdfs::temp_directory_path(), "baton-bench-");
   if (!made) {
     std::cerr << "baton bench: " << made.error().message() << "\n";
@@ -260,7 +270,7 @@ int run_bench(const BenchOptions& options) {
   };
   if (measure_floor && !measure_floor_once()) return 1;
 
-  Ledger ledger(options.messages);
+  Ledger ledger(total);
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<ports::MessageBus> bus;
   std::vector<std::unique_ptr<RunnablePhase>> phases;
@@ -325,7 +335,7 @@ int run_bench(const BenchOptions& options) {
     }
     phases = std::move(*started);
     topic = runtime->pipeline->first_topic();
-    for (std::size_t i = 0; i < options.messages; ++i) {
+    for (std::size_t i = 0; i < total; ++i) {
       tasks.push_back(make_envelope(topic, json::value{{"task", "bench task " + std::to_string(i)}, {"i", i}, {"t", 0}}));
       index_of_task.emplace(tasks.back().corr_id, i);
     }
@@ -353,8 +363,17 @@ int run_bench(const BenchOptions& options) {
   }
   ports::MessageBus& target = runtime ? *runtime->bus : *bus;
 
-  const auto first_publish_ns = now_ns();
-  ProgressBar progress(!options.json, options.messages, ledger.acks);
+  // Where the measured run starts: the first batch holding a measured message, and the acks by then.
+  std::once_flag measuring_once;
+  std::int64_t measured_from_ns = 0;
+  std::size_t acks_before_measured = 0;
+  const auto measuring = [&] {
+    std::call_once(measuring_once, [&] {
+      measured_from_ns = now_ns();
+      acks_before_measured = ledger.acks.load();
+    });
+  };
+  ProgressBar progress(!options.json, total, ledger.acks);
   std::vector<std::thread> producers;
   std::atomic<bool> produce_failed{false};
   for (int p = 0; p < options.producers; ++p) {
@@ -366,8 +385,8 @@ int run_bench(const BenchOptions& options) {
         }
         return make_envelope(topic, json::value(make_payload(index)));
       };
-      auto produced = produce(target, topic, static_cast<std::size_t>(p), options.messages, static_cast<std::size_t>(options.producers),
-                              options.rate / options.producers, make);
+      auto produced = produce(target, topic, static_cast<std::size_t>(p), total, static_cast<std::size_t>(options.producers),
+                              options.rate / options.producers, warm_up, make, measuring);
       if (!produced) {
         produce_failed = true;
         std::cerr << "baton bench: publish failed: " << produced.error().message() << "\n";
@@ -376,7 +395,7 @@ int run_bench(const BenchOptions& options) {
   }
   for (auto& producer : producers) producer.join();
   const auto deadline = SteadyClock::now() + options.timeout;
-  while (!produce_failed && ledger.acks.load() < options.messages && SteadyClock::now() < deadline) std::this_thread::sleep_for(5ms);
+  while (!produce_failed && ledger.acks.load() < total && SteadyClock::now() < deadline) std::this_thread::sleep_for(5ms);
   // Anything delivered twice would show up now; give it a moment to arrive.
   std::this_thread::sleep_for(200ms);
   progress.stop();
@@ -398,14 +417,18 @@ int run_bench(const BenchOptions& options) {
   for (const auto& count : ledger.handled) {
     if (const auto times = count.load(); times > 1) duplicates += times - 1;
   }
-  const std::size_t lost = options.messages - ledger.distinct.load();
-  const double seconds = static_cast<double>(ledger.last_ack_ns.load() - first_publish_ns) / 1e9;
-  const double throughput = seconds > 0 ? static_cast<double>(ledger.acks.load()) / seconds : 0;
-  const auto to_handler = percentiles(ledger.handler_us);
-  const auto to_ack = percentiles(ledger.acked_us);
+  const std::size_t lost = total - ledger.distinct.load();
+  // A run that failed to publish may not have reached its measured messages.
+  if (measured_from_ns == 0) measured_from_ns = now_ns();
+  const double seconds = static_cast<double>(ledger.last_ack_ns.load() - measured_from_ns) / 1e9;
+  const double throughput = seconds > 0 ? static_cast<double>(ledger.acks.load() - acks_before_measured) / seconds : 0;
+  const auto to_handler = percentiles(ledger.handler_us, warm_up, total);
+  const auto to_ack = percentiles(ledger.acked_us, warm_up, total);
+  const auto warm_up_to_handler = percentiles(ledger.handler_us, 0, warm_up);
+  const auto warm_up_field = [&](double Percentiles::*field) { return warm_up > 0 ? json::value(warm_up_to_handler.*field) : json::value(nullptr); };
   const auto used = usage();
 
-  json::object report{{"mode", options.mode}, {"messages", options.messages}, {"producers", options.producers},
+  json::object report{{"mode", options.mode}, {"messages", options.messages}, {"warm_up_messages", warm_up}, {"producers", options.producers},
                       {"consumers", options.consumers}, {"payload_bytes", options.payload_bytes}, {"rate", options.rate},
                       {"bus", memory ? "memory://" : (private_server ? "private redis-server (AOF off)" : "redis")},
                       {"seconds", seconds}, {"throughput_msgs_per_s", throughput},
@@ -417,10 +440,11 @@ int run_bench(const BenchOptions& options) {
                       {"ack_p50_us", to_ack.p50}, {"ack_p90_us", to_ack.p90}, {"ack_p99_us", to_ack.p99}, {"ack_p999_us", to_ack.p999},
                       {"floor_p50_us", floor_field(&Percentiles::p50)}, {"floor_p90_us", floor_field(&Percentiles::p90)},
                       {"floor_p99_us", floor_field(&Percentiles::p99)}, {"floor_p999_us", floor_field(&Percentiles::p999)},
+                      {"warm_up_p50_us", warm_up_field(&Percentiles::p50)}, {"warm_up_p99_us", warm_up_field(&Percentiles::p99)},
                       {"lost", lost}, {"duplicates", duplicates}, {"cpu_seconds", used.cpu_seconds}, {"peak_rss_mb", used.peak_rss_mb}};
   if (!options.json) {
-    std::printf("mode %s: %zu messages of %zu bytes, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(), options.messages,
-                options.payload_bytes, options.producers, options.consumers, options.rate > 0 ? ", paced" : "");
+    std::printf("mode %s: %zu messages of %zu bytes after a warm-up of %zu, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(),
+                options.messages, options.payload_bytes, warm_up, options.producers, options.consumers, options.rate > 0 ? ", paced" : "");
     if (baseline_per_s) {
       std::printf("  raw pipelined XADD baseline  %10.0f /s (same server, same client, same bytes; mean of %.0f before and %.0f after,\n"
                   "                               following a warm-up run of %.0f)\n",
@@ -439,7 +463,12 @@ int run_bench(const BenchOptions& options) {
       std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", "publish -> ack", to_ack.p50, to_ack.p90,
                   to_ack.p99, to_ack.p999);
     }
-    std::printf("  lost %zu, duplicates %zu, cpu %.2f s, peak rss %.1f MB\n", lost, duplicates, used.cpu_seconds, used.peak_rss_mb);
+    if (warm_up > 0) {
+      std::printf("  latency %-20s p50 %.0f us  p99 %.0f us (the warm-up's own, not in the figures above)\n", "warm-up",
+                  warm_up_to_handler.p50, warm_up_to_handler.p99);
+    }
+    std::printf("  lost %zu, duplicates %zu (warm-up included), cpu %.2f s, peak rss %.1f MB\n", lost, duplicates, used.cpu_seconds,
+                used.peak_rss_mb);
   }
   std::cout << json::serialize(report) << std::endl;
   log::flush();

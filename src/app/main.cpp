@@ -10,7 +10,7 @@
 //   baton [--config F] status [--json]
 //   baton [--config F] trace CORR_ID [--tenant T] [--json]
 //   baton [--config F] run [--phase P ...] [--concurrency N] [--http ADDRESS:PORT]
-//   baton bench [--bus URL] [--mode bus|pipeline] [--messages N] [--producers P] [--consumers C]
+//   baton bench [--bus URL] [--mode bus|pipeline] [--messages N] [--warm-up W] [--producers P] [--consumers C]
 //               [--payload-bytes B] [--rate R] [--json]
 //   baton demo [--tasks N] [--bus memory://|URL] [--seed S] [--poison-every N] [--no-faults] [--keep]
 //
@@ -327,6 +327,8 @@ int main(int argc, char** argv) {
   bench_command->add_option("--bus", bench_options.bus, "redis://... or memory:// (default: a private redis-server, AOF off)");
   bench_command->add_option("--mode", bench_options.mode, "bus (one topic) or pipeline (the four reference phases)")->capture_default_str();
   bench_command->add_option("--messages", bench_options.messages, "Messages (tasks in pipeline mode)")->capture_default_str();
+  bench_command->add_option("--warm-up", bench_options.warm_up,
+                            "Messages published just before them, counted for lost and duplicated but not measured (default: a tenth of --messages)");
   bench_command->add_option("--producers", bench_options.producers, "Publishing threads")->capture_default_str();
   bench_command->add_option("--consumers", bench_options.consumers, "Handlers at once (per phase in pipeline mode)")->capture_default_str();
   bench_command->add_option("--payload-bytes", bench_options.payload_bytes, "Payload size")->capture_default_str();

@@ -8,9 +8,15 @@
 //   is one), a hand-off at every hop; latency from submit to the completed message.
 // Lost and duplicated messages are counted (every message carries its index); either one makes the
 // run fail (exit 1).
+//
+// A warm-up goes first: more messages (a tenth of N unless told), published just before the N
+// without a pause, so that the N meet a subscription in its steady state (connections made, threads
+// running, reads at their size) as the baseline's XADDs meet a warmed-up server. They are counted
+// for lost and duplicated like the rest; latencies and throughput are the N's.
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 
 namespace baton::app {
@@ -19,6 +25,7 @@ struct BenchOptions {
   std::string bus;                  // empty: a private redis-server (AOF off); memory:// has no baseline
   std::string mode = "bus";         // bus | pipeline
   std::size_t messages = 200'000;
+  std::optional<std::size_t> warm_up;  // messages published first, not measured; unset: messages / 10
   int producers = 1;
   int consumers = 4;                // handlers at once (per phase in pipeline mode)
   std::size_t payload_bytes = 256;
