@@ -426,9 +426,12 @@ TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
 // millisecond share a bucket, or one of two, and no two ids share a bucket and a field.
 TEST(RedisBus, DedupMarkBucketsSplitAnIdWithoutLosingAnyOfIt) {
   const std::string id = "019ac3f2-1a2b-7c3d-8e4f-0123456789ab";
-  EXPECT_EQ(dedup_mark_bucket(id), "019ac3f2-1a2b.1");
+  EXPECT_EQ(dedup_mark_bucket(id), "019ac3f2-1a2b.3");
   EXPECT_EQ(dedup_mark_field(id), "-7c3d-8e4f-0123456789ab");
-  EXPECT_EQ(dedup_mark_bucket("019ac3f2-1a2b-7c3e-8e4f-0123456789aa"), "019ac3f2-1a2b.0");
+  // The low two bits of the last hex digit: four buckets per millisecond.
+  EXPECT_EQ(dedup_mark_bucket("019ac3f2-1a2b-7c3e-8e4f-0123456789aa"), "019ac3f2-1a2b.2");
+  EXPECT_EQ(dedup_mark_bucket("019ac3f2-1a2b-7c3e-8e4f-0123456789a5"), "019ac3f2-1a2b.1");
+  EXPECT_EQ(dedup_mark_bucket("019ac3f2-1a2b-7c3e-8e4f-0123456789ac"), "019ac3f2-1a2b.0");
   // Case is kept: a differently written id is a different id here, as everywhere else in the bus.
   EXPECT_NE(dedup_mark_bucket("019AC3F2-1A2B-7C3D-8E4F-0123456789AB"), dedup_mark_bucket(id));
   std::set<std::pair<std::string, std::string>> seen;

@@ -56,8 +56,9 @@ struct RedisBusOptions {
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options);
 
 // A group's dedup marks are fields of small hashes, one per millisecond of envelope-id time and
-// random bit: "<topic key>:mark:<group>:<bucket>" holds the field <field>. The bucket is the id's
-// first 13 characters (a UUIDv7's creation time in ms) and the low bit of its last hex digit; the
+// two random bits: "<topic key>:mark:<group>:<bucket>" holds the field <field>. The bucket is the
+// id's first 13 characters (a UUIDv7's creation time in ms), a dot and the low two bits of its last
+// hex digit (0-3); the
 // field is the rest of the id. Any id maps to one bucket and field, always the same, and no two
 // ids to the same pair. docs/REDIS-KEYS.md.
 std::string dedup_mark_bucket(std::string_view envelope_id);
