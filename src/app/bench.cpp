@@ -6,7 +6,6 @@
 #include <atomic>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -256,7 +255,7 @@ int run_bench(const BenchOptions& options) {
   // rate and batches through the same server to a bare XREADGROUP reader, nothing of the bus in
   // between. On this VM a wake-up of Redis or of a thread on the other, idle vCPU was seen to take
   // 80-180 us (docs/BENCHMARKS.md, round 7), and this shows how much of the bus's latency is that.
-  const bool measure_floor = !memory && options.mode == "bus" && options.rate > 0 && !std::getenv("BATON_TMP_NOFLOOR");
+  const bool measure_floor = !memory && options.mode == "bus" && options.rate > 0;
   std::vector<std::int64_t> floor_samples;
   const auto measure_floor_once = [&]() -> bool {
     const auto sample = encode(make_envelope(space + ".load", json::value(make_payload(0))));
