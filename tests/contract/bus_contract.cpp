@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "baton/core/codec.hpp"
@@ -417,6 +418,62 @@ void ephemeral_reaches_every_current_subscriber_only(BusCase& t) {
   }
 }
 
+// DeliveryInfo::received_at lies between the publish and the handler's start, and a redelivery is
+// received afresh (after the failed attempt's handler ran).
+void says_when_a_delivery_was_received(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().durable, "durable")) GTEST_SKIP();
+  using Clock = std::chrono::steady_clock;
+  const auto before_publish = Clock::now();
+  ASSERT_TRUE(t.bus().publish(t.topic(), t.message(1)));
+  std::mutex mutex;
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> seen;  // received_at, handler start
+  test::Recorder done;
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope& e, const DeliveryInfo& info) -> Result<void> {
+    const auto started = Clock::now();
+    std::lock_guard lock(mutex);
+    seen.emplace_back(info.received_at, started);
+    if (seen.size() == 1) return Error{errc::unavailable, "first attempt fails"};
+    done.add(e);
+    return {};
+  }, t.durable());
+  ASSERT_TRUE(subscription) << subscription.error().message();
+  ASSERT_TRUE(done.wait_for_count(1));
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_GE(seen[0].first, before_publish) << "received before it was published (or never set)";
+  EXPECT_LE(seen[0].first, seen[0].second) << "received after its handler started";
+  EXPECT_GT(seen[1].first, seen[0].second) << "the redelivery was not received afresh";
+  EXPECT_LE(seen[1].first, seen[1].second);
+}
+
+void ephemeral_deliveries_say_when_they_were_received(BusCase& t) {
+  if (!t.requires_capability(t.capabilities().ephemeral, "ephemeral")) GTEST_SKIP();
+  using Clock = std::chrono::steady_clock;
+  ports::PublishOptions ephemeral;
+  ephemeral.delivery = Delivery::ephemeral;
+  SubscribeOptions options;
+  options.delivery = Delivery::ephemeral;
+  std::mutex mutex;
+  std::optional<std::pair<Clock::time_point, Clock::time_point>> first;  // received_at, handler start
+  auto subscription = t.bus().subscribe(t.topic(), [&](const JsonEnvelope&, const DeliveryInfo& info) -> Result<void> {
+    const auto started = Clock::now();
+    std::lock_guard lock(mutex);
+    if (!first) first.emplace(info.received_at, started);
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription) << subscription.error().message();
+  const auto before_publish = Clock::now();
+  // A real server may need a moment before a new subscription is live: publish until it hears.
+  ASSERT_TRUE(test::eventually([&] {
+    EXPECT_TRUE(t.bus().publish(t.topic(), t.message(1), ephemeral));
+    std::lock_guard lock(mutex);
+    return first.has_value();
+  }));
+  std::lock_guard lock(mutex);
+  EXPECT_GE(first->first, before_publish) << "received before it was published (or never set)";
+  EXPECT_LE(first->first, first->second) << "received after its handler started";
+}
+
 void ephemeral_can_mirror_into_a_stream(BusCase& t) {
   ports::PublishOptions ephemeral;
   ephemeral.delivery = Delivery::ephemeral;
@@ -639,6 +696,8 @@ constexpr detail::NamedCase<BusCase> bus_cases[] = {
     {"BusNewGroupCanStartAtTheLatestEntry", a_new_group_can_start_at_the_latest_entry},
     {"BusEphemeralReachesEveryCurrentSubscriberOnly", ephemeral_reaches_every_current_subscriber_only},
     {"BusEphemeralCanMirrorIntoAStream", ephemeral_can_mirror_into_a_stream},
+    {"BusSaysWhenADeliveryWasReceived", says_when_a_delivery_was_received},
+    {"BusEphemeralDeliveriesSayWhenTheyWereReceived", ephemeral_deliveries_say_when_they_were_received},
     {"BusPublishRefusesABadEnvelopeAndSaysWhy", publish_refuses_a_bad_envelope_and_says_why},
     {"BusSubscribeRefusesBadOptions", subscribe_refuses_bad_options},
     {"BusHandOffIsPublishedWithTheAck", handoff_is_published_with_the_ack},

@@ -206,6 +206,7 @@ class DurableSubscription final : public ThreadsControl {
     const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop};
     std::unique_lock lock(state_->mutex);
     while (auto claimed = claim(lock, stop)) {
+      const auto received_at = std::chrono::steady_clock::now();
       lock.unlock();
       auto decoded = decode(claimed->body, state_->options.limits);
       lock.lock();
@@ -227,6 +228,7 @@ class DurableSubscription final : public ThreadsControl {
       ports::StagedHandOff handoff(state_->options.limits, nullptr);  // in one process every topic can be atomic
       ports::DeliveryInfo delivery = info;
       delivery.handoff = &handoff;
+      delivery.received_at = received_at;
       auto outcome = ports::invoke_handler(handler_, envelope, delivery);
       const bool crashed = state_->options.crash_before_commit && state_->options.crash_before_commit(topic_, envelope);
       lock.lock();
@@ -353,8 +355,9 @@ class EphemeralSubscription final : public ThreadsControl {
 
  private:
   void run(std::stop_token stop) {
-    const ports::DeliveryInfo info{topic_, {}, {}, stop};
+    ports::DeliveryInfo info{topic_, {}, {}, stop};
     while (auto envelope = queue_->take(stop)) {
+      info.received_at = std::chrono::steady_clock::now();
       // At-most-once: the outcome is not acted on.
       (void)ports::invoke_handler(handler_, *envelope, info);
     }

@@ -73,6 +73,7 @@ struct Entry {
   // When the read or claim that delivered it was sent: the server's idle time of the entry, which
   // another consumer's reclaim waits for, is at most the time since then.
   std::chrono::steady_clock::time_point asked_at{};
+  std::chrono::steady_clock::time_point received_at{};  // when the reply that carried it came in
   // The group's mark hash for this envelope id's time bucket (see scripts.hpp and
   // dedup_mark_field for the field): empty for an entry that never decoded.
   std::string mark_key;
@@ -153,6 +154,7 @@ std::optional<std::int64_t> to_integer(std::string_view text) {
 // [[id, [field, value, ...]], ...] -> entries. The strings are moved out of the reply; every field is
 // kept as text only for an entry without the envelope field (its dead letter shows what it had).
 void collect_entries(const std::string* stream, Reply& list, std::chrono::steady_clock::time_point asked_at, std::vector<Entry>& out) {
+  const auto received_at = std::chrono::steady_clock::now();
   if (!list.is_array()) return;
   out.reserve(out.size() + list.elements.size());
   for (auto& item : list.elements) {
@@ -160,6 +162,7 @@ void collect_entries(const std::string* stream, Reply& list, std::chrono::steady
     Entry entry;
     entry.stream = stream;
     entry.asked_at = asked_at;
+    entry.received_at = received_at;
     entry.id = std::move(item.elements[0].text);
     auto& fields = item.elements[1];
     if (fields.is_array()) {
@@ -1015,7 +1018,7 @@ class RedisSubscription final : public ports::Subscription::Control {
                                                "\": different hash tags {" + keys_.hash_tag + "} and {" + target.hash_tag +
                                                "} cannot be one atomic step (name both topics with the same first segment)"};
     });
-    const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token(), &handoff};
+    const ports::DeliveryInfo info{topic_, options_.group, options_.consumer, stop_.get_token(), &handoff, entry.received_at};
     const Result<void> outcome = ports::invoke_handler(handler_, envelope, info);
     if (outcome) {
       return Completion{std::move(entry), handoff.outputs(), true};
@@ -1185,18 +1188,19 @@ class EphemeralSubscription final : public ports::Subscription::Control {
       }
       return;
     }
-    inbox_.push_back(std::move(payload));
+    inbox_.emplace_back(std::move(payload), std::chrono::steady_clock::now());
     ready_.notify_one();
   }
 
   void work() {
-    const ports::DeliveryInfo info{topic_, {}, {}, stop_.get_token()};
+    ports::DeliveryInfo info{topic_, {}, {}, stop_.get_token()};
     while (true) {
       std::string payload;
       {
         std::unique_lock lock(mutex_);
         if (!ready_.wait(lock, stop_.get_token(), [&] { return !inbox_.empty(); })) return;
-        payload = std::move(inbox_.front());
+        payload = std::move(inbox_.front().first);
+        info.received_at = inbox_.front().second;
         inbox_.pop_front();
       }
       auto envelope = decode(payload, shared_->options.limits);
@@ -1216,7 +1220,7 @@ class EphemeralSubscription final : public ports::Subscription::Control {
   std::unique_ptr<Connection> connection_;
   std::mutex mutex_;
   std::condition_variable_any ready_;
-  std::deque<std::string> inbox_;
+  std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> inbox_;  // and when it came
   std::uint64_t dropped_ = 0;
   std::stop_source stop_;
   std::atomic<bool> stopped_{false};
