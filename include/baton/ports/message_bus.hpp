@@ -107,9 +107,10 @@ struct DeliveryInfo {
   std::string_view consumer;  // empty for ephemeral
   std::stop_token stop;       // requested when the subscription ends: finish soon or return errc::cancelled
   HandOff* handoff = nullptr; // durable deliveries on a bus with atomic_handoff; null otherwise
-  // When this consumer took the message from the transport: the read that returned it (Redis), its
-  // claim from the queue (in memory). Publish to here is the transport; here to the handler's start
-  // is the bus's own dispatch (the dedup check, the wait for a free worker).
+  // When this consumer took the message from the transport: the read that returned it, or the
+  // claim that took it over from a silent consumer (Redis); its claim from the queue (in memory).
+  // Publish to here is the transport; here to the handler's start is the bus's own dispatch (the
+  // dedup check, the wait for a free worker). A redelivery is received afresh.
   std::chrono::steady_clock::time_point received_at{};
 };
 
