@@ -1458,8 +1458,8 @@ class RedisBus final : public ports::MessageBus {
 // as one compact block, a listpack; that the conversion past it is the cost is likely, not
 // measured on its own.) Within the block the price grows with the fields: a new field is compared
 // with every one there, so round 11 split a millisecond four ways (two random bits of the id, not
-// one): HSETNX 1.27-1.79 -> 0.95-1.17 us per call at ~150k msg/s (about 37 fields per bucket
-// instead of 75), for more, smaller keys (a mark at 10k msg/s 99 bytes of server memory instead of
+// one): HSETNX 1.27-1.79 -> 0.95-1.17 us per call in runs of 93k-137k msg/s (25-35 fields per
+// bucket instead of 50-70), for more, smaller keys (a mark at 10k msg/s 99 bytes of server memory instead of
 // 76, at 150k msg/s 51 instead of 49). A millisecond and two random bits keep a bucket under 128 ids
 // up to 512k ids made a second, and a batch's ids in a few buckets, each freed in a moment when it
 // expires. The field leaves out what the bucket says, since ids of one millisecond share their
