@@ -417,7 +417,6 @@ int run_bench(const BenchOptions& options) {
   }
   if (measure_floor && !measure_floor_once()) return 1;
   const std::optional<Percentiles> floor = measure_floor ? std::optional(percentiles(floor_samples)) : std::nullopt;
-  const auto floor_field = [&](double Percentiles::*field) { return floor ? json::value((*floor).*field) : json::value(nullptr); };
 
   std::size_t duplicates = 0;
   for (const auto& count : ledger.handled) {
@@ -431,10 +430,15 @@ int run_bench(const BenchOptions& options) {
   const auto to_handler = percentiles(ledger.handler_us, warm_up, total);
   const bool split = options.mode == "bus";  // publish -> received -> handler
   const auto to_received = percentiles(ledger.received_us, warm_up, total);
-  const auto received_field = [&](double Percentiles::*field) { return split ? json::value(to_received.*field) : json::value(nullptr); };
   const auto to_ack = percentiles(ledger.acked_us, warm_up, total);
   const auto warm_up_to_handler = percentiles(ledger.handler_us, 0, warm_up);
-  const auto warm_up_field = [&](double Percentiles::*field) { return warm_up > 0 ? json::value(warm_up_to_handler.*field) : json::value(nullptr); };
+  // A figure of percentiles that a run may not have (no floor without --rate, say): null then.
+  const auto field_of = [](const Percentiles* measured, double Percentiles::*field) {
+    return measured ? json::value(measured->*field) : json::value(nullptr);
+  };
+  const Percentiles* const floor_measured = floor ? &*floor : nullptr;
+  const Percentiles* const received_measured = split ? &to_received : nullptr;
+  const Percentiles* const warm_up_measured = warm_up > 0 ? &warm_up_to_handler : nullptr;
   const auto used = usage();
 
   json::object report{{"mode", options.mode}, {"messages", options.messages}, {"warm_up_messages", warm_up}, {"producers", options.producers},
@@ -446,12 +450,17 @@ int run_bench(const BenchOptions& options) {
                       {"baseline_runs_per_s", json::value_from(baseline_runs)},
                       {"warm_up_xadd_per_s", warm_up_per_s ? json::value(*warm_up_per_s) : json::value(nullptr)},
                       {"p50_us", to_handler.p50}, {"p90_us", to_handler.p90}, {"p99_us", to_handler.p99}, {"p999_us", to_handler.p999},
-                      {"received_p50_us", received_field(&Percentiles::p50)}, {"received_p90_us", received_field(&Percentiles::p90)},
-                      {"received_p99_us", received_field(&Percentiles::p99)}, {"received_p999_us", received_field(&Percentiles::p999)},
+                      {"received_p50_us", field_of(received_measured, &Percentiles::p50)},
+                      {"received_p90_us", field_of(received_measured, &Percentiles::p90)},
+                      {"received_p99_us", field_of(received_measured, &Percentiles::p99)},
+                      {"received_p999_us", field_of(received_measured, &Percentiles::p999)},
                       {"ack_p50_us", to_ack.p50}, {"ack_p90_us", to_ack.p90}, {"ack_p99_us", to_ack.p99}, {"ack_p999_us", to_ack.p999},
-                      {"floor_p50_us", floor_field(&Percentiles::p50)}, {"floor_p90_us", floor_field(&Percentiles::p90)},
-                      {"floor_p99_us", floor_field(&Percentiles::p99)}, {"floor_p999_us", floor_field(&Percentiles::p999)},
-                      {"warm_up_p50_us", warm_up_field(&Percentiles::p50)}, {"warm_up_p99_us", warm_up_field(&Percentiles::p99)},
+                      {"floor_p50_us", field_of(floor_measured, &Percentiles::p50)},
+                      {"floor_p90_us", field_of(floor_measured, &Percentiles::p90)},
+                      {"floor_p99_us", field_of(floor_measured, &Percentiles::p99)},
+                      {"floor_p999_us", field_of(floor_measured, &Percentiles::p999)},
+                      {"warm_up_p50_us", field_of(warm_up_measured, &Percentiles::p50)},
+                      {"warm_up_p99_us", field_of(warm_up_measured, &Percentiles::p99)},
                       {"lost", lost}, {"duplicates", duplicates}, {"cpu_seconds", used.cpu_seconds}, {"peak_rss_mb", used.peak_rss_mb}};
   if (!options.json) {
     std::printf("mode %s: %zu messages of %zu bytes after a warm-up of %zu, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(),
