@@ -1,9 +1,11 @@
 // The HTTP AI adapter against a loopback fake server that speaks both protocols (a test double).
 
 #include <gtest/gtest.h>
+#include <netdb.h>
 
 #include <boost/json/parse.hpp>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 #include <thread>
 
@@ -217,6 +219,14 @@ TEST(HttpAi, TheClientSideLimitPacesRequestsPerSecond) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, 550ms);
 }
 
+// Whether the name resolves here: a bare debootstrap root has no /etc/hosts, and then it does not.
+bool localhost_resolves() {
+  addrinfo* found = nullptr;
+  const int failed = ::getaddrinfo("localhost", nullptr, nullptr, &found);
+  if (found != nullptr) ::freeaddrinfo(found);
+  return failed == 0;
+}
+
 TEST(HttpAi, HttpsVerifiesTheServerAgainstTheConfiguredCa) {
   const auto folder = std::filesystem::temp_directory_path() / test::unique_name("ai-tls");
   std::filesystem::create_directories(folder);
@@ -228,9 +238,13 @@ TEST(HttpAi, HttpsVerifiesTheServerAgainstTheConfiguredCa) {
     ASSERT_TRUE(answer) << answer.error().message();
     EXPECT_EQ(answer->text, "echo: over tls");
 
-    auto by_name = client("https://localhost:" + std::to_string(server.port()), Protocol::anthropic,
-                          {.ca_file = (folder / "ca.crt").string()});
-    EXPECT_TRUE(by_name->complete(ask("x"))) << "the certificate names localhost too";
+    if (localhost_resolves()) {
+      auto by_name = client("https://localhost:" + std::to_string(server.port()), Protocol::anthropic,
+                            {.ca_file = (folder / "ca.crt").string()});
+      EXPECT_TRUE(by_name->complete(ask("x"))) << "the certificate names localhost too";
+    } else {
+      std::cout << "\"localhost\" does not resolve on this machine (no /etc/hosts?): the check by name is left out\n";
+    }
 
     auto untrusted = client(server.url(), Protocol::anthropic, {.ca_file = (folder / "other-ca.crt").string(), .max_attempts = 1});
     auto refused = untrusted->complete(ask("x"));
