@@ -423,7 +423,7 @@ TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
 }
 
 // The mark's bucket and field split an id without losing any of it: ids made in the same
-// millisecond share a bucket, or one of two, and no two ids share a bucket and a field.
+// millisecond share one of four buckets, and no two ids share a bucket and a field.
 TEST(RedisBus, DedupMarkBucketsSplitAnIdWithoutLosingAnyOfIt) {
   const std::string id = "019ac3f2-1a2b-7c3d-8e4f-0123456789ab";
   EXPECT_EQ(dedup_mark_bucket(id), "019ac3f2-1a2b.3");
