@@ -318,6 +318,63 @@ TEST_P(RedisConnection, ABlockingCommandWaitsForItsAnswer) {
   EXPECT_TRUE(connection.execute({"PING"})) << "the connection serves the next request";
 }
 
+// A request written behind another (a reader's next read behind its begin): the first one's replies
+// come back while the second still blocks in Redis, and the second is collected once answered.
+TEST(RedisConnectionDrivenByItsCaller, ARequestWrittenBehindAnotherIsAnsweredLater) {
+  RedisServer server({.append_only = false});
+  auto options = options_for(server);
+  options.client_name = "behind";
+  Connection connection(options, Connection::Driver::caller);
+  auto [now, later] = connection.execute_encoded_then(encode_command({"SET", "k", "v"}) + encode_command({"GET", "k"}), 2, "SET, GET",
+                                                      encode_command({"BLPOP", "jobs", "5"}), 1, "BLPOP");
+  ASSERT_TRUE(now) << now.error().message();
+  ASSERT_EQ(now->size(), 2u);
+  EXPECT_EQ((*now)[1].text, "v");
+  // The BLPOP went out with them and waits in the server, not in the client.
+  ASSERT_TRUE(test::eventually([&] {
+    const auto clients = server.cli({"CLIENT", "LIST"});
+    return clients.find("name=behind ") != std::string::npos && clients.find("cmd=blpop") != std::string::npos;
+  }, 5s)) << server.cli({"CLIENT", "LIST"});
+  server.cli({"RPUSH", "jobs", "one"});
+  auto popped = later.collect();
+  ASSERT_TRUE(popped) << popped.error().message();
+  ASSERT_EQ(popped->size(), 1u);
+  ASSERT_EQ(popped->front().elements.size(), 2u);
+  EXPECT_EQ(popped->front().elements[1].text, "one");
+  EXPECT_TRUE(connection.execute({"PING"})) << "the connection serves the next request";
+}
+
+// The request behind fails with its connection (the server dropped it) and says so; the next call
+// gets a fresh connection.
+TEST(RedisConnectionDrivenByItsCaller, ARequestWrittenBehindFailsWithItsConnection) {
+  RedisServer server({.append_only = false});
+  auto options = options_for(server);
+  options.client_name = "dropped";
+  Connection connection(options, Connection::Driver::caller);
+  auto [now, later] = connection.execute_encoded_then(encode_command({"PING"}), 1, "PING", encode_command({"BLPOP", "jobs", "5"}), 1, "BLPOP");
+  ASSERT_TRUE(now) << now.error().message();
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"INFO", "clients"}).find("blocked_clients:1") != std::string::npos; }, 5s));
+  server.cli({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+  auto popped = later.collect();
+  ASSERT_FALSE(popped);
+  EXPECT_EQ(popped.error(), errc::unavailable) << popped.error().message();
+  EXPECT_NE(popped.error().message().find("BLPOP"), std::string::npos) << popped.error().message();
+  EXPECT_TRUE(connection.execute({"PING"})) << "a fresh connection serves the next request";
+}
+
+// Only a connection whose caller runs its I/O can leave a request in flight for later.
+TEST(RedisConnectionDrivenByAnIoThread, RefusesToWriteARequestBehindAnother) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server), Connection::Driver::io_thread);
+  auto [now, later] = connection.execute_encoded_then(encode_command({"PING"}), 1, "PING", encode_command({"PING"}), 1, "PING");
+  ASSERT_FALSE(now);
+  EXPECT_EQ(now.error(), errc::invalid_argument);
+  auto collected = later.collect();
+  ASSERT_FALSE(collected);
+  EXPECT_EQ(collected.error(), errc::invalid_argument);
+  EXPECT_TRUE(connection.execute({"PING"}));
+}
+
 std::size_t threads_of_this_process() {
   const auto tasks = std::filesystem::directory_iterator("/proc/self/task");
   return static_cast<std::size_t>(std::distance(std::filesystem::begin(tasks), std::filesystem::end(tasks)));

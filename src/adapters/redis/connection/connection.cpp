@@ -202,12 +202,16 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     for (auto& request : failed) request->settle(error);
   }
 
+  // Each error names its request's command: a caller may have more than one in flight.
   void fail_in_flight(const Error& error) {
-    for (auto& request : in_flight) request->settle(error);
+    for (auto& request : in_flight) request->settle(Error{error.code, request->command_name + ": " + error.detail});
     in_flight.clear();
   }
 
-  Result<std::vector<Reply>> submit(std::shared_ptr<Request> request, std::chrono::milliseconds timeout) {
+  // With `then` (caller-driven connections only), `then` is queued right behind `request`, written
+  // with it, and left in flight when `request` is answered: collect it with drive().
+  Result<std::vector<Reply>> submit(std::shared_ptr<Request> request, std::chrono::milliseconds timeout,
+                                    const std::shared_ptr<Request>& then = nullptr) {
     if (driver == Driver::caller) {
       std::lock_guard lock(driving);
       const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -217,17 +221,12 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       // fresh one. One non-blocking epoll_wait.
       if (io.stopped()) io.restart();
       io.poll();
-      if (auto refused = enqueue(request)) return *refused;
-      writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
-      while (!request->is_ready()) {
-        if (io.stopped()) io.restart();
-        // Zero handlers run: the time is up, or the io coroutines have ended (the connection closes).
-        if (io.run_one_until(deadline) == 0 && (std::chrono::steady_clock::now() >= deadline || io.stopped())) {
-          give_up(*request, timeout);
-          break;
-        }
+      if (auto refused = enqueue(request, then)) {
+        if (then) then->settle(*refused);
+        return *refused;
       }
-      return request->take();
+      writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
+      return run_until_settled(*request, deadline, timeout);
     }
     if (auto refused = enqueue(request)) return *refused;
     asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
@@ -235,12 +234,34 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
     return request->take();
   }
 
-  // Queues a request for the writer, unless the connection refuses every request now.
-  std::optional<Error> enqueue(const std::shared_ptr<Request>& request) {
+  // Driver::caller: runs the io until the request has its outcome or its time is up.
+  Result<std::vector<Reply>> drive(Request& request, std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
+    std::lock_guard lock(driving);
+    return run_until_settled(request, deadline, timeout);
+  }
+
+  // With `driving` held.
+  Result<std::vector<Reply>> run_until_settled(Request& request, std::chrono::steady_clock::time_point deadline,
+                                               std::chrono::milliseconds timeout) {
+    while (!request.is_ready()) {
+      if (io.stopped()) io.restart();
+      // Zero handlers run: the time is up, or the io coroutines have ended (the connection closes).
+      if (io.run_one_until(deadline) == 0 && (std::chrono::steady_clock::now() >= deadline || io.stopped())) {
+        give_up(request, timeout);
+        break;
+      }
+    }
+    return request.take();
+  }
+
+  // Queues a request (and the one to follow it, if any) for the writer, unless the connection
+  // refuses every request now.
+  std::optional<Error> enqueue(const std::shared_ptr<Request>& request, const std::shared_ptr<Request>& then = nullptr) {
     std::lock_guard lock(mutex);
     if (permanent_error) return *permanent_error;
     if (stopping) return Error{errc::closed, "redis connection to " + options.endpoint() + " was closed"};
     queued.push_back(request);
+    if (then) queued.push_back(then);
     return std::nullopt;
   }
 
@@ -612,6 +633,41 @@ Result<std::vector<Reply>> Connection::execute_encoded(std::string encoded, std:
   request->expected = count;
   request->encoded = std::move(encoded);
   return impl_->submit(request, timeout.value_or(impl_->options.request_timeout));
+}
+
+struct Connection::Later::State {
+  std::shared_ptr<Connection::Impl> impl;
+  std::shared_ptr<Request> request;
+  std::chrono::steady_clock::time_point deadline;
+  std::chrono::milliseconds timeout;
+};
+
+std::pair<Result<std::vector<Reply>>, Connection::Later> Connection::execute_encoded_then(
+    std::string encoded, std::size_t count, std::string name, std::string later, std::size_t later_count, std::string later_name) {
+  auto first = std::make_shared<Request>();
+  first->command_name = std::move(name);
+  first->expected = count;
+  first->encoded = std::move(encoded);
+  auto then = std::make_shared<Request>();
+  then->command_name = std::move(later_name);
+  then->expected = later_count;
+  then->encoded = std::move(later);
+  const auto timeout = impl_->options.request_timeout;
+  auto state = std::make_shared<Later::State>(Later::State{impl_, then, std::chrono::steady_clock::now() + timeout, timeout});
+  if (impl_->driver != Driver::caller || count == 0 || later_count == 0) {
+    const Error misuse{errc::invalid_argument, "redis: a request written behind another needs a caller-driven connection and two requests"};
+    then->settle(misuse);
+    return {misuse, Later(std::move(state))};
+  }
+  auto replies = impl_->submit(std::move(first), timeout, then);
+  return {std::move(replies), Later(std::move(state))};
+}
+
+Result<std::vector<Reply>> Connection::Later::collect() {
+  if (!state_) return Error{errc::invalid_argument, "redis: nothing written to collect"};
+  auto state = std::move(state_);
+  if (state->request->is_ready()) return state->request->take();
+  return state->impl->drive(*state->request, state->deadline, state->timeout);
 }
 
 ports::Health Connection::health() {

@@ -57,6 +57,26 @@ class Connection {
   Result<std::vector<Reply>> execute_encoded(std::string encoded, std::size_t count, std::string name,
                                              std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
+  // A request written behind another and answered later (execute_encoded_then).
+  class Later {
+   public:
+    // Waits for its replies, up to the connection's request timeout from when it was written.
+    Result<std::vector<Reply>> collect();
+
+   private:
+    friend class Connection;
+    struct State;
+    explicit Later(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    std::shared_ptr<State> state_;
+  };
+
+  // For a caller-driven connection's hot path: writes `encoded` and `later` together (one write),
+  // returns the replies to `encoded` and leaves `later` in flight, for Later::collect(). Replies come
+  // in order, so until `later` is answered the connection serves nothing else: a call made
+  // meanwhile waits behind it (behind a blocking read, for its whole BLOCK time).
+  std::pair<Result<std::vector<Reply>>, Later> execute_encoded_then(std::string encoded, std::size_t count, std::string name,
+                                                                    std::string later, std::size_t later_count, std::string later_name);
+
   // Subscriber connections only. Returns once Redis confirmed the subscription.
   Result<void> subscribe(const std::string& channel);
   Result<void> unsubscribe(const std::string& channel);
