@@ -928,6 +928,86 @@ void expect_backlog_read_by_both_readers(int total, bool half_as_retries) {
   }
 }
 
+// One reader, connected through `proxy`, with no reclaim or keep-alive due for 10 minutes: so every
+// read may go out behind a begin.
+RedisBusOptions one_reader_through(const test::FaultProxy& proxy, const RedisServer& server) {
+  auto options = bus_options(server, 10min);
+  options.reclaim_interval = 10min;
+  options.readers = 1;
+  options.redis.port = proxy.port();
+  return options;
+}
+
+// The reader writes its next read behind the begin of what it just read, so Redis has that read
+// (blocked, or answered with the next batch) before the begin's reply is back. A proxy that delays
+// every chunk by 300 ms makes it visible: once the begin's reply has come back and the handler
+// runs, the server has run the reader's next read already; written after the reply, the read would
+// still be in the proxy then, and the reader's last command in the server the begin's PEXPIRE.
+TEST(RedisBus, TheNextReadIsWrittenBehindTheBeginOfTheLastOne) {
+  RedisServer server({.append_only = false});
+  test::FaultProxy proxy(server.port());
+  auto bus = make_redis_bus(one_reader_through(proxy, server));
+  auto publisher = make_redis_bus(bus_options(server));
+  const std::string topic = test::unique_name("behind");
+  std::promise<std::vector<std::string>> seen_at_start;
+  std::atomic<int> calls{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    if (++calls == 1) seen_at_start.set_value(client_field(server, "baton:reader", "cmd"));
+    return {};
+  }, durable("behind", "only", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(test::eventually([&] { return client_field(server, "baton:reader", "cmd") == std::vector<std::string>{"xreadgroup"}; }, 10s));
+  proxy.set_latency(300ms);
+  ASSERT_TRUE(publisher->publish(topic, make_envelope("test.behind", boost::json::value{{"n", 1}})));
+  auto seen = seen_at_start.get_future();
+  ASSERT_EQ(seen.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(seen.get(), std::vector<std::string>{"xreadgroup"}) << "the reader's last command in the server when the handler started";
+  proxy.set_latency(0ms);
+  subscription->stop();
+  EXPECT_EQ(calls.load(), 1);
+}
+
+// A read written behind a begin may bring entries just as the subscription stops: they are handed
+// back at once, like the rest of what was read and not started, not left pending until another
+// consumer reclaims them. The proxy's 300 ms per chunk holds the begin's reply while the test
+// publishes the second entry (which the read behind the begin takes) and stops the subscription.
+TEST(RedisBus, EntriesOfAReadWrittenBehindABeginAreHandedBackAtStop) {
+  RedisServer server({.append_only = false});
+  test::FaultProxy proxy(server.port());
+  auto bus = make_redis_bus(one_reader_through(proxy, server));  // a kept entry would be reclaimed after 10 min
+  auto other = make_redis_bus(bus_options(server, 10min));
+  const std::string topic = test::unique_name("handback");
+  std::atomic<int> first_calls{0};
+  auto first = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++first_calls;
+    return {};
+  }, durable("group", "first", 1));
+  ASSERT_TRUE(first);
+  const auto reader_blocked = [&] {
+    const auto flags = client_field(server, "baton:reader", "flags");
+    return flags.size() == 1 && flags.front().find('b') != std::string::npos;
+  };
+  ASSERT_TRUE(test::eventually(reader_blocked, 10s));
+  proxy.set_latency(300ms);
+  ASSERT_TRUE(other->publish(topic, make_envelope("test.handback", boost::json::value{{"n", 1}})));
+  // The read returns the first entry; the begin and the read behind it reach the server together.
+  ASSERT_TRUE(test::eventually([&] { return !reader_blocked(); }, 10s));
+  ASSERT_TRUE(test::eventually(reader_blocked, 10s));
+  ASSERT_TRUE(other->publish(topic, make_envelope("test.handback", boost::json::value{{"n", 2}})));
+  first->stop();
+  proxy.set_latency(0ms);
+  EXPECT_EQ(first_calls.load(), 0) << "nothing starts once the subscription is stopping";
+
+  std::atomic<int> second_calls{0};
+  auto second = other->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++second_calls;
+    return {};
+  }, durable("group", "second", 1));
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(test::eventually([&] { return second_calls.load() == 2; }, 10s)) << second_calls.load() << " of 2 handed back";
+  second->stop();
+}
+
 // A backlog is read by the subscription's further reader too (side by side with the first), and
 // every entry is still handled once.
 TEST(RedisBus, ABacklogIsReadBySeveralReadersOfOneSubscription) { expect_backlog_read_by_both_readers(3000, false); }

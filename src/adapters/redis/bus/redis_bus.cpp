@@ -316,7 +316,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   // ...) bounded a subscription's throughput while Redis still had time to spare. Further readers
   // join in while there is a backlog (the last read came back full), reading without blocking and
   // beginning side by side, as the same consumer, into the same queue; with no backlog they wait
-  // here, so a subscription that keeps up has one reader blocked in Redis, not several.
+  // here, so a subscription that keeps up has one reader blocked in Redis, not several. That one
+  // writes its next read behind each begin (NextRead).
   void read_loop(std::size_t index) {
     Connection& connection = *reader_connections_[index];
     if (index > 0) {
@@ -328,42 +329,104 @@ class RedisSubscription final : public ports::Subscription::Control {
           if (stop_.stop_requested()) return;
         }
         const auto room = wait_for_room(std::chrono::steady_clock::now() + shared_->options.block, shared_->options.read_count);
-        if (room > 0) read(connection, room, std::nullopt, false);
-        release_room(room);
+        if (room > 0) read(connection, ReadPlan{room, std::nullopt, false}, nullptr);
       }
     }
-    auto next_reclaim = std::chrono::steady_clock::now();
-    auto next_move = std::chrono::steady_clock::now();
-    auto next_keep_alive = std::chrono::steady_clock::now();
-    const auto keep_alive_every = std::max(shared_->options.reclaim_idle / 3, std::chrono::milliseconds{10});
+    NextRead next;  // often in flight already when the loop comes round
     while (!stop_.stop_requested()) {
+      if (next.pending) {
+        PendingRead pending = std::move(*next.pending);
+        next.pending.reset();
+        take_in(connection, pending.later.collect(), pending.plan, pending.asked_at, &next);
+        continue;
+      }
       const auto now = std::chrono::steady_clock::now();
       bool move_now = false;  // moved in the same round trip as the next read
-      if (now >= next_move) {
+      if (now >= chores_.next_move) {
         move_now = true;
-        next_move = now + shared_->options.retry_poll;
+        chores_.next_move = now + shared_->options.retry_poll;
       }
-      if (now >= next_reclaim) {
+      if (now >= chores_.next_reclaim) {
         reclaim();
         trim();
-        next_reclaim = now + shared_->options.reclaim_interval;
+        chores_.next_reclaim = now + shared_->options.reclaim_interval;
       }
-      if (now >= next_keep_alive) {
+      if (now >= chores_.next_keep_alive) {
         keep_alive();
-        next_keep_alive = now + keep_alive_every;
+        chores_.next_keep_alive = now + std::max(shared_->options.reclaim_idle / 3, std::chrono::milliseconds{10});
       }
-      // Never wait past the next housekeeping moment.
-      const auto until = std::min({next_move, next_reclaim, next_keep_alive});
-      const std::size_t room = wait_for_room(until, shared_->options.read_count);
+      const std::size_t room = wait_for_room(chores_.next_due(), shared_->options.read_count);
       if (room == 0) {
         if (move_now) move_due();
         continue;
       }
-      const auto block = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
-                                    std::chrono::milliseconds{1}, shared_->options.block);
-      read(connection, room, block, move_now);
-      release_room(room);
+      read(connection, ReadPlan{room, block_until(chores_.next_due()), move_now}, &next);
     }
+    // A read still in flight at stop: its entries go back to the group at once, unstarted.
+    if (next.pending) {
+      auto replies = next.pending->later.collect();
+      if (replies && !replies->empty() && replies->back().is_array()) {
+        std::vector<Entry> entries;
+        for (auto& stream : replies->back().elements) {
+          if (!stream.is_array() || stream.elements.size() != 2) continue;
+          if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], next.pending->asked_at, entries);
+        }
+        for (const auto& entry : entries) release(entry);
+      }
+      release_room(next.pending->plan.room);
+    }
+  }
+
+  // The first reader's housekeeping moments; its thread alone touches them.
+  struct Chores {
+    std::chrono::steady_clock::time_point next_move, next_reclaim, next_keep_alive;
+    std::chrono::steady_clock::time_point next_due() const { return std::min({next_move, next_reclaim, next_keep_alive}); }
+  } chores_;
+
+  // A read never waits past the next housekeeping moment, nor longer than `block`.
+  std::chrono::milliseconds block_until(std::chrono::steady_clock::time_point until) const {
+    return std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()),
+                      std::chrono::milliseconds{1}, shared_->options.block);
+  }
+
+  // What a read asks for: up to `room` entries (room taken, given back once they are queued),
+  // blocking up to `block` (none: return at once), with due redeliveries moved just before.
+  struct ReadPlan {
+    std::size_t room = 0;
+    std::optional<std::chrono::milliseconds> block;
+    bool move_due_first = false;
+  };
+  // A read written behind a begin, its reply not yet taken in.
+  struct PendingRead {
+    Connection::Later later;
+    ReadPlan plan;
+    std::chrono::steady_clock::time_point asked_at;
+  };
+  // The next read, written behind the last begin of a read in the same write (plan_read_behind
+  // says when): Redis runs it as soon as the begin is done, so a batch published while the reader
+  // begins the one before is read without a round trip of its own, and the reader is waiting in
+  // Redis again without one. At 10k msg/s the begin is a good part of each millisecond, and a
+  // batch that came during it waited for it and for a read of its own (docs/BENCHMARKS.md, round 12).
+  struct NextRead {
+    std::optional<PendingRead> pending;
+  };
+
+  // The next read, to go out now behind a begin; none when housekeeping is due first (its round
+  // trips need the connection, which a blocked read holds), when there is no room to read into, or
+  // while a backlog waits: then the further readers read and begin side by side with this one, and
+  // the room is theirs.
+  std::optional<ReadPlan> plan_read_behind() {
+    const auto now = std::chrono::steady_clock::now();
+    if (stop_.stop_requested() || now >= chores_.next_reclaim || now >= chores_.next_keep_alive) return std::nullopt;
+    if (reader_connections_.size() > 1) {
+      std::lock_guard lock(mutex_);
+      if (backlog_) return std::nullopt;
+    }
+    const std::size_t room = wait_for_room(now, shared_->options.read_count);
+    if (room == 0) return std::nullopt;
+    const bool move_now = now >= chores_.next_move;
+    if (move_now) chores_.next_move = now + shared_->options.retry_poll;
+    return ReadPlan{room, block_until(chores_.next_due()), move_now};
   }
 
   // How many more entries the workers can take; waits (briefly) while they are all busy.
@@ -407,28 +470,38 @@ class RedisSubscription final : public ports::Subscription::Control {
     room_.notify_one();
   }
 
-  // One XREADGROUP over the topic and the group's redelivery stream; with `move_due_first`, the due
-  // redeliveries are moved in the same round trip, just before, so that this read finds them.
-  // Without `block`, the read returns at once, with what there is.
-  void read(Connection& connection, std::size_t count, std::optional<std::chrono::milliseconds> block, bool move_due_first) {
+  // One XREADGROUP over the topic and the group's redelivery stream (see ReadPlan); with `next`,
+  // the read after it may go out behind this one's begin.
+  void read(Connection& connection, const ReadPlan& plan, NextRead* next) {
+    const auto asked_at = std::chrono::steady_clock::now();
+    take_in(connection, connection.execute_encoded(encode_read(plan), plan.move_due_first ? 2 : 1, read_name(plan)), plan, asked_at, next);
+  }
+
+  std::string encode_read(const ReadPlan& plan) const {
     std::string pipeline;
-    if (move_due_first) pipeline = shared_->move_due_script.encode_call({retry_set_, redeliveries_}, {"256"});
-    Command command{"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(count)};
-    if (block) {
+    if (plan.move_due_first) pipeline = shared_->move_due_script.encode_call({retry_set_, redeliveries_}, {"256"});
+    Command command{"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(plan.room)};
+    if (plan.block) {
       command.push_back("BLOCK");
-      command.push_back(std::to_string(block->count()));
+      command.push_back(std::to_string(plan.block->count()));
     }
     for (const char* argument : {"STREAMS", ">", ">"}) command.emplace_back(argument);
     command.insert(command.end() - 2, {keys_.stream, redeliveries_});
     pipeline += detail::encode_command(command);
-    const auto asked_at = std::chrono::steady_clock::now();
-    auto replies = connection.execute_encoded(std::move(pipeline), move_due_first ? 2 : 1,
-                                                       move_due_first ? "move due, XREADGROUP" : "XREADGROUP");
+    return pipeline;
+  }
+
+  static std::string read_name(const ReadPlan& plan) { return plan.move_due_first ? "move due, XREADGROUP" : "XREADGROUP"; }
+
+  // Takes in a read's replies: its entries are begun and queued, and the room taken for it given back.
+  void take_in(Connection& connection, Result<std::vector<Reply>> replies, const ReadPlan& plan, std::chrono::steady_clock::time_point asked_at,
+               NextRead* next) {
     if (!replies) {
       pause_after_error(replies.error());
+      release_room(plan.room);
       return;
     }
-    if (move_due_first && replies->front().is_error()) {
+    if (plan.move_due_first && replies->front().is_error()) {
       const auto failed = detail::error_from_reply("EVALSHA", replies->front());
       if (failed.detail.find("NOSCRIPT") != std::string::npos) {
         move_due();  // teaches the server the script
@@ -445,6 +518,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         (void)connection.execute(Command{"XGROUP", "CREATE", redeliveries_, options_.group, "0", "MKSTREAM"});
       }
       pause_after_error(failed);
+      release_room(plan.room);
       return;
     }
     std::vector<Entry> entries;
@@ -454,8 +528,12 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], asked_at, entries);
       }
     }
-    note_backlog(entries.size() >= count);  // COUNT is per stream: with retries waiting, up to twice `count`
-    admit(connection, std::move(entries), Source::new_entries);
+    note_backlog(entries.size() >= plan.room);  // COUNT is per stream: with retries waiting, up to twice the room
+    // Room this read did not fill is free for the next one at once (it may go out behind the begin).
+    const std::size_t unused = plan.room > entries.size() ? plan.room - entries.size() : 0;
+    release_room(unused);
+    admit(connection, std::move(entries), Source::new_entries, next);
+    release_room(plan.room - unused);
   }
 
   // A full read says more is waiting: the further readers join in until a read comes back short.
@@ -473,7 +551,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Decodes what was read or reclaimed and begins it in batches: entries that are ours and not yet
   // done are queued for the workers; entries already done are completed; entries
   // lost meanwhile are dropped.
-  void admit(Connection& connection, std::vector<Entry> entries, Source source) {
+  void admit(Connection& connection, std::vector<Entry> entries, Source source, NextRead* next = nullptr) {
     // Entries are decoded where they lie and begun in runs of one stream (a read returns each
     // stream's entries together): an entry is a few hundred bytes, and every move of a batch of them
     // showed in the reader's profile.
@@ -497,7 +575,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (std::size_t first = 0; first < to_begin.size();) {
       std::size_t end = first + 1;
       while (end < to_begin.size() && end - first < script_batch && to_begin[end].stream == to_begin[first].stream) ++end;
-      begin(connection, *to_begin[first].stream, to_begin.subspan(first, end - first), source, ready);
+      begin(connection, *to_begin[first].stream, to_begin.subspan(first, end - first), source, ready, end == to_begin.size() ? next : nullptr);
       first = end;
     }
     enqueue(std::move(ready));
@@ -512,7 +590,8 @@ class RedisSubscription final : public ports::Subscription::Control {
   // this consumer still holds; new entries were delivered to it by the read itself. Neither is one
   // atomic step with the handler, and need not be: every outcome is fenced again by its script, and
   // a mark taken for an entry found lost is dropped.
-  void begin(Connection& connection, const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready) {
+  void begin(Connection& connection, const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready,
+             NextRead* next) {
     const bool look_up = source == Source::taken_over;
     std::string pipeline;
     if (look_up) {
@@ -543,9 +622,20 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     const std::size_t first_mark = look_up ? 1 : 0;
     // An error in place of the XPENDING reply (a server still loading) fails the whole batch, retried.
+    // The next read goes out behind the first try only; a later try is on a fresh connection.
+    std::optional<ReadPlan> read_behind = next && !look_up ? plan_read_behind() : std::nullopt;
     auto replies = persistently([&]() -> Result<std::vector<Reply>> {
-      auto pipelined = connection.execute_encoded(pipeline, first_mark + batch.size() + buckets.size(),
-                                                           look_up ? "begin (XPENDING, HSETNX, PEXPIRE)" : "begin (HSETNX, PEXPIRE)");
+      const std::size_t count = first_mark + batch.size() + buckets.size();
+      const std::string name = look_up ? "begin (XPENDING, HSETNX, PEXPIRE)" : "begin (HSETNX, PEXPIRE)";
+      auto pipelined = [&]() -> Result<std::vector<Reply>> {
+        if (!read_behind) return connection.execute_encoded(pipeline, count, name);
+        const auto asked_at = std::chrono::steady_clock::now();
+        auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind),
+                                                                 read_behind->move_due_first ? 2 : 1, read_name(*read_behind));
+        next->pending.emplace(PendingRead{std::move(later), *read_behind, asked_at});
+        read_behind.reset();
+        return std::move(answered);
+      }();
       if (pipelined && look_up && (*pipelined)[0].is_error()) return detail::error_from_reply("XPENDING", (*pipelined)[0]);
       return pipelined;
     });
@@ -569,11 +659,14 @@ class RedisSubscription final : public ports::Subscription::Control {
       const Reply& set = (*replies)[first_mark + i];
       if (set.kind == Reply::Kind::integer && set.integer == 0) marked_before.push_back(i);
     }
+    // A read written behind the begin holds this connection until it returns (up to its BLOCK
+    // time): the rare lookups below then go through the shared connection.
+    Connection& lookups = next && next->pending ? shared_->connection : connection;
     std::vector<Reply> existing(batch.size());
     if (!marked_before.empty()) {
       std::vector<Command> reads;
       for (const std::size_t i : marked_before) reads.push_back(Command{"HGET", batch[i].mark_key, std::string(dedup_mark_field(batch[i].envelope->id))});
-      auto read = persistently([&] { return connection.execute_pipeline(reads); });
+      auto read = persistently([&] { return lookups.execute_pipeline(reads); });
       for (std::size_t n = 0; n < marked_before.size(); ++n) {
         existing[marked_before[n]] = read ? std::move((*read)[n]) : Reply{Reply::Kind::error, read.error().message()};
       }
@@ -598,7 +691,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       const Reply& mark = set.is_error() ? set : existing[i];
       const bool ours = is_ours(entry);
       if (!ours) {
-        if (marked_now) (void)shared_->drop_mark_script.run(connection, {entry.mark_key}, {std::string(dedup_mark_field(entry.envelope->id)), mark_of(entry)});
+        if (marked_now) (void)shared_->drop_mark_script.run(lookups, {entry.mark_key}, {std::string(dedup_mark_field(entry.envelope->id)), mark_of(entry)});
         shared_->logger.info("entry taken over by another consumer before it started", {{"topic", topic_}, {"id", entry.id}});
       } else if (mark.is_error()) {
         shared_->logger.warn("could not start an entry", {{"topic", topic_}, {"id", entry.id}, {"error", mark.text}});
@@ -617,14 +710,14 @@ class RedisSubscription final : public ports::Subscription::Control {
     // A duplicate of an envelope id (published twice, or a retry racing its original): done if the
     // entry its mark names was acked, busy while that entry is pending.
     if (!other_carrier.empty()) {
-      std::vector<Command> lookups;
+      std::vector<Command> carrier_lookups;
       for (const auto& [entry, carrier] : other_carrier) {
         const auto bar = carrier.find('|');
         const std::string& carrier_stream = carrier.starts_with("r|") ? redeliveries_ : keys_.stream;
         const std::string carrier_id = bar == std::string::npos ? carrier : carrier.substr(bar + 1);
-        lookups.push_back(Command{"XPENDING", carrier_stream, options_.group, carrier_id, carrier_id, "1"});
+        carrier_lookups.push_back(Command{"XPENDING", carrier_stream, options_.group, carrier_id, carrier_id, "1"});
       }
-      auto pending = connection.execute_pipeline(std::move(lookups));
+      auto pending = lookups.execute_pipeline(std::move(carrier_lookups));
       for (std::size_t i = 0; i < other_carrier.size(); ++i) {
         Entry& entry = *other_carrier[i].first;
         const bool carrier_pending = !pending || !(*pending)[i].is_array() || !(*pending)[i].elements.empty();
