@@ -362,6 +362,22 @@ TEST(RedisConnectionDrivenByItsCaller, ARequestWrittenBehindFailsWithItsConnecti
   EXPECT_TRUE(connection.execute({"PING"})) << "a fresh connection serves the next request";
 }
 
+// A request left in flight and never collected keeps its place in the reply order: the next call
+// gets its own reply, not the abandoned one's.
+TEST(RedisConnectionDrivenByItsCaller, AnUncollectedRequestKeepsItsPlaceInTheReplyOrder) {
+  RedisServer server({.append_only = false});
+  Connection connection(options_for(server), Connection::Driver::caller);
+  ASSERT_TRUE(connection.execute({"SET", "first", "1"}));
+  ASSERT_TRUE(connection.execute({"SET", "second", "2"}));
+  {
+    auto [now, later] = connection.execute_encoded_then(encode_command({"PING"}), 1, "PING", encode_command({"GET", "first"}), 1, "GET");
+    ASSERT_TRUE(now) << now.error().message();
+  }
+  auto second = connection.execute({"GET", "second"});
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(second->text, "2");
+}
+
 // Only a connection whose caller runs its I/O can leave a request in flight for later.
 TEST(RedisConnectionDrivenByAnIoThread, RefusesToWriteARequestBehindAnother) {
   RedisServer server({.append_only = false});
