@@ -317,7 +317,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // join in while there is a backlog (the last read came back full), reading without blocking and
   // beginning side by side, as the same consumer, into the same queue; with no backlog they wait
   // here, so a subscription that keeps up has one reader blocked in Redis, not several. That one
-  // writes its next read behind each begin (NextRead).
+  // writes its next read behind each begin (PendingRead).
   void read_loop(std::size_t index) {
     Connection& connection = *reader_connections_[index];
     if (index > 0) {
@@ -332,11 +332,11 @@ class RedisSubscription final : public ports::Subscription::Control {
         if (room > 0) read(connection, ReadPlan{room, std::nullopt, false}, nullptr);
       }
     }
-    NextRead next;  // often in flight already when the loop comes round
+    std::optional<PendingRead> next;  // often in flight already when the loop comes round
     while (!stop_.stop_requested()) {
-      if (next.pending) {
-        PendingRead pending = std::move(*next.pending);
-        next.pending.reset();
+      if (next) {
+        PendingRead pending = std::move(*next);
+        next.reset();
         take_in(connection, pending.later.collect(), pending.plan, pending.asked_at, &next);
         continue;
       }
@@ -363,17 +363,12 @@ class RedisSubscription final : public ports::Subscription::Control {
       read(connection, ReadPlan{room, block_until(chores_.next_due()), move_now}, &next);
     }
     // A read still in flight at stop: its entries go back to the group at once, unstarted.
-    if (next.pending) {
-      auto replies = next.pending->later.collect();
-      if (replies && !replies->empty() && replies->back().is_array()) {
-        std::vector<Entry> entries;
-        for (auto& stream : replies->back().elements) {
-          if (!stream.is_array() || stream.elements.size() != 2) continue;
-          if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], next.pending->asked_at, entries);
-        }
-        for (const auto& entry : entries) release(entry);
+    if (next) {
+      auto replies = next->later.collect();
+      if (replies && !replies->empty()) {
+        for (const auto& entry : entries_of(replies->back(), next->asked_at)) release(entry);
       }
-      release_room(next.pending->plan.room);
+      release_room(next->plan.room);
     }
   }
 
@@ -396,19 +391,16 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::optional<std::chrono::milliseconds> block;
     bool move_due_first = false;
   };
-  // A read written behind a begin, its reply not yet taken in.
+  // The next read, written behind the last begin of a read in the same write (plan_read_behind
+  // says when), its reply not yet taken in: Redis runs it as soon as the begin is done, so a batch
+  // published while the reader begins the one before is read without a round trip of its own, and
+  // the reader is waiting in Redis again without one. At 10k msg/s the begin is a good part of each
+  // millisecond, and a batch that came during it waited for it and for a read of its own
+  // (docs/BENCHMARKS.md, round 12).
   struct PendingRead {
     Connection::Later later;
     ReadPlan plan;
     std::chrono::steady_clock::time_point asked_at;
-  };
-  // The next read, written behind the last begin of a read in the same write (plan_read_behind
-  // says when): Redis runs it as soon as the begin is done, so a batch published while the reader
-  // begins the one before is read without a round trip of its own, and the reader is waiting in
-  // Redis again without one. At 10k msg/s the begin is a good part of each millisecond, and a
-  // batch that came during it waited for it and for a read of its own (docs/BENCHMARKS.md, round 12).
-  struct NextRead {
-    std::optional<PendingRead> pending;
   };
 
   // The next read, to go out now behind a begin; none when housekeeping is due first (its round
@@ -472,7 +464,7 @@ class RedisSubscription final : public ports::Subscription::Control {
 
   // One XREADGROUP over the topic and the group's redelivery stream (see ReadPlan); with `next`,
   // the read after it may go out behind this one's begin.
-  void read(Connection& connection, const ReadPlan& plan, NextRead* next) {
+  void read(Connection& connection, const ReadPlan& plan, std::optional<PendingRead>* next) {
     const auto asked_at = std::chrono::steady_clock::now();
     take_in(connection, connection.execute_encoded(encode_read(plan), plan.move_due_first ? 2 : 1, read_name(plan)), plan, asked_at, next);
   }
@@ -495,7 +487,7 @@ class RedisSubscription final : public ports::Subscription::Control {
 
   // Takes in a read's replies: its entries are begun and queued, and the room taken for it given back.
   void take_in(Connection& connection, Result<std::vector<Reply>> replies, const ReadPlan& plan, std::chrono::steady_clock::time_point asked_at,
-               NextRead* next) {
+               std::optional<PendingRead>* next) {
     if (!replies) {
       pause_after_error(replies.error());
       release_room(plan.room);
@@ -521,19 +513,24 @@ class RedisSubscription final : public ports::Subscription::Control {
       release_room(plan.room);
       return;
     }
-    std::vector<Entry> entries;
-    if (reply.is_array()) {
-      for (auto& stream : reply.elements) {
-        if (!stream.is_array() || stream.elements.size() != 2) continue;
-        if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], asked_at, entries);
-      }
-    }
+    std::vector<Entry> entries = entries_of(reply, asked_at);
     note_backlog(entries.size() >= plan.room);  // COUNT is per stream: with retries waiting, up to twice the room
     // Room this read did not fill is free for the next one at once (it may go out behind the begin).
     const std::size_t unused = plan.room > entries.size() ? plan.room - entries.size() : 0;
     release_room(unused);
     admit(connection, std::move(entries), Source::new_entries, next);
     release_room(plan.room - unused);
+  }
+
+  // The entries of an XREADGROUP reply, of the streams this subscription reads.
+  std::vector<Entry> entries_of(Reply& reply, std::chrono::steady_clock::time_point asked_at) const {
+    std::vector<Entry> entries;
+    if (!reply.is_array()) return entries;
+    for (auto& stream : reply.elements) {
+      if (!stream.is_array() || stream.elements.size() != 2) continue;
+      if (const std::string* name = stream_named(stream.elements[0].text)) collect_entries(name, stream.elements[1], asked_at, entries);
+    }
+    return entries;
   }
 
   // A full read says more is waiting: the further readers join in until a read comes back short.
@@ -551,7 +548,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Decodes what was read or reclaimed and begins it in batches: entries that are ours and not yet
   // done are queued for the workers; entries already done are completed; entries
   // lost meanwhile are dropped.
-  void admit(Connection& connection, std::vector<Entry> entries, Source source, NextRead* next = nullptr) {
+  void admit(Connection& connection, std::vector<Entry> entries, Source source, std::optional<PendingRead>* next = nullptr) {
     // Entries are decoded where they lie and begun in runs of one stream (a read returns each
     // stream's entries together): an entry is a few hundred bytes, and every move of a batch of them
     // showed in the reader's profile.
@@ -591,7 +588,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // atomic step with the handler, and need not be: every outcome is fenced again by its script, and
   // a mark taken for an entry found lost is dropped.
   void begin(Connection& connection, const std::string& stream, std::span<Entry> batch, Source source, std::vector<Entry>& ready,
-             NextRead* next) {
+             std::optional<PendingRead>* next) {
     const bool look_up = source == Source::taken_over;
     std::string pipeline;
     if (look_up) {
@@ -632,7 +629,7 @@ class RedisSubscription final : public ports::Subscription::Control {
         const auto asked_at = std::chrono::steady_clock::now();
         auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind),
                                                                  read_behind->move_due_first ? 2 : 1, read_name(*read_behind));
-        next->pending.emplace(PendingRead{std::move(later), *read_behind, asked_at});
+        next->emplace(PendingRead{std::move(later), *read_behind, asked_at});
         read_behind.reset();
         return std::move(answered);
       }();
@@ -661,7 +658,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     // A read written behind the begin holds this connection until it returns (up to its BLOCK
     // time): the rare lookups below then go through the shared connection.
-    Connection& lookups = next && next->pending ? shared_->connection : connection;
+    Connection& lookups = next && next->has_value() ? shared_->connection : connection;
     std::vector<Reply> existing(batch.size());
     if (!marked_before.empty()) {
       std::vector<Command> reads;
