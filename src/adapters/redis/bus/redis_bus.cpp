@@ -390,6 +390,8 @@ class RedisSubscription final : public ports::Subscription::Control {
     std::size_t room = 0;
     std::optional<std::chrono::milliseconds> block;
     bool move_due_first = false;
+    std::size_t commands() const { return move_due_first ? 2 : 1; }
+    std::string name() const { return move_due_first ? "move due, XREADGROUP" : "XREADGROUP"; }
   };
   // The next read, written behind the last begin of a read in the same write (plan_read_behind
   // says when), its reply not yet taken in: Redis runs it as soon as the begin is done, so a batch
@@ -466,7 +468,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // the read after it may go out behind this one's begin.
   void read(Connection& connection, const ReadPlan& plan, std::optional<PendingRead>* next) {
     const auto asked_at = std::chrono::steady_clock::now();
-    take_in(connection, connection.execute_encoded(encode_read(plan), plan.move_due_first ? 2 : 1, read_name(plan)), plan, asked_at, next);
+    take_in(connection, connection.execute_encoded(encode_read(plan), plan.commands(), plan.name()), plan, asked_at, next);
   }
 
   std::string encode_read(const ReadPlan& plan) const {
@@ -482,8 +484,6 @@ class RedisSubscription final : public ports::Subscription::Control {
     pipeline += detail::encode_command(command);
     return pipeline;
   }
-
-  static std::string read_name(const ReadPlan& plan) { return plan.move_due_first ? "move due, XREADGROUP" : "XREADGROUP"; }
 
   // Takes in a read's replies: its entries are begun and queued, and the room taken for it given back.
   void take_in(Connection& connection, Result<std::vector<Reply>> replies, const ReadPlan& plan, std::chrono::steady_clock::time_point asked_at,
@@ -627,8 +627,8 @@ class RedisSubscription final : public ports::Subscription::Control {
       auto pipelined = [&]() -> Result<std::vector<Reply>> {
         if (!read_behind) return connection.execute_encoded(pipeline, count, name);
         const auto asked_at = std::chrono::steady_clock::now();
-        auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind),
-                                                                 read_behind->move_due_first ? 2 : 1, read_name(*read_behind));
+        auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind), read_behind->commands(),
+                                                                 read_behind->name());
         next->emplace(PendingRead{std::move(later), *read_behind, asked_at});
         read_behind.reset();
         return std::move(answered);
