@@ -477,6 +477,70 @@ TEST(RedisBus, ADedupMarkLastsTheDedupWindowAndNoLonger) {
   EXPECT_TRUE(test::eventually([&] { return calls == 2; }, 10s)) << "the same id after the window did not run";
 }
 
+// A duplicate's begin finds its envelope id's mark taken (HSETNX answers 0) and reads the mark in a
+// second round trip. A mark dropped in between (its carrier went to a retry, or to the dead letters)
+// reads as nothing: the duplicate comes back a little later and takes the mark then. So the id runs
+// once: the duplicate is neither acked as done (its carrier never succeeded) nor run at once beside
+// the carrier's retry. The carrier's consumer is played by the test with plain commands, leaving
+// what its retry or dead-letter script leaves; the proxy holds the duplicate's read of the mark
+// meanwhile.
+void drop_a_mark_between_its_set_and_its_read(bool carrier_retried) {
+  RedisServer server({.append_only = false});
+  test::FaultProxy proxy(server.port());
+  const std::string topic = test::unique_name("dropped");
+  const std::string stream = stream_key(topic);
+  auto plain = make_redis_bus(bus_options(server));
+  const auto envelope = make_envelope("test.dropped", boost::json::value{{"n", 1}});
+  // The carrier: the id's first entry, read and begun by the played consumer.
+  ASSERT_EQ(server.cli({"XGROUP", "CREATE", stream, "workers", "0", "MKSTREAM"}), "OK\n");
+  ASSERT_TRUE(plain->publish(topic, envelope));
+  ASSERT_NE(server.cli({"XREADGROUP", "GROUP", "workers", "played", "COUNT", "1", "STREAMS", stream, ">"}), "\n");
+  const std::string range = server.cli({"XRANGE", stream, "-", "+"});
+  const std::string carrier = range.substr(0, range.find('\n'));
+  const std::string bucket = stream + ":mark:workers:" + dedup_mark_bucket(envelope.id);
+  const std::string field(dedup_mark_field(envelope.id));
+  ASSERT_EQ(server.cli({"HSETNX", bucket, field, "t|" + carrier}), "1\n");
+
+  // The duplicate, read by the bus under test, whose read of the mark the proxy holds back.
+  auto options = bus_options(server, 10min);
+  options.redis.port = proxy.port();
+  options.redis.request_timeout = 10s;
+  auto bus = make_redis_bus(options);
+  proxy.hold_requests_with("$4\r\nHGET\r\n");
+  std::atomic<int> calls{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++calls;
+    return {};
+  }, durable("workers", "tested", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(plain->publish(topic, envelope));
+  ASSERT_TRUE(test::eventually([&] { return proxy.requests_held() > 0; }, 10s)) << "the duplicate's mark was never read";
+
+  // The carrier fails: its mark is dropped with its ack, and a retry of it is due at once.
+  ASSERT_EQ(server.cli({"HDEL", bucket, field}), "1\n");
+  ASSERT_EQ(server.cli({"XACK", stream, "workers", carrier}), "1\n");
+  if (carrier_retried) {
+    ASSERT_EQ(server.cli({"ZADD", stream + ":retry:workers", "0", encode(retry_envelope(envelope))}), "1\n");
+  }
+  proxy.release_requests();
+
+  const auto settled = [&] {
+    return server.cli({"XPENDING", stream, "workers"}).starts_with("0\n") &&
+           server.cli({"XPENDING", stream + ":redeliver:workers", "workers"}).starts_with("0\n") &&
+           server.cli({"ZCARD", stream + ":retry:workers"}) == "0\n";
+  };
+  EXPECT_TRUE(test::eventually([&] { return calls > 0 && settled(); }, 10s)) << calls.load() << " calls";
+  std::this_thread::sleep_for(300ms);  // a second run would come within a few retry polls
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_TRUE(settled());
+}
+
+TEST(RedisBus, AMarkDroppedByItsCarriersRetryBetweenADuplicatesTwoLookupsRunsTheIdOnce) { drop_a_mark_between_its_set_and_its_read(true); }
+
+TEST(RedisBus, AMarkDroppedByItsCarriersDeadLetterBetweenADuplicatesTwoLookupsRunsTheDuplicate) {
+  drop_a_mark_between_its_set_and_its_read(false);
+}
+
 TEST(RedisBus, ALateHandOffIsRefusedAndLeavesTheEntryWithItsHolder) { finish_an_entry_taken_over_meanwhile(true); }
 
 // A commit whose reply is lost (the connection drops after Redis ran it) is sent again; by then its

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <string_view>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -23,6 +24,9 @@ struct FaultProxy::State {
   std::atomic<bool> replies_held{false};
   std::atomic<std::int64_t> refuse_until_ms{0};
   std::atomic<std::size_t> cut_count{0};
+  std::atomic<bool> holding_requests{false};
+  std::string held_bytes;  // written before holding_requests is set, read while it is
+  std::atomic<std::size_t> held_count{0};
   std::atomic<std::uint64_t> generation{0};  // a cut ends every pump of an older generation
   std::mutex mutex;
   std::vector<std::thread> threads;
@@ -60,6 +64,10 @@ struct FaultProxy::State {
       const auto got = ::recv(from, buffer, sizeof buffer, 0);
       if (got <= 0) break;
       if (const auto delay = latency_ms.load(); delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds{delay});
+      if (!replies && holding_requests && std::string_view(buffer, static_cast<std::size_t>(got)).find(held_bytes) != std::string_view::npos) {
+        ++held_count;
+        while (holding_requests && !stopping && generation == born) std::this_thread::sleep_for(std::chrono::milliseconds{5});
+      }
       while (held() && !stopping && generation == born) std::this_thread::sleep_for(std::chrono::milliseconds{5});
       if (generation != born) break;
       std::size_t sent = 0;
@@ -133,6 +141,14 @@ void FaultProxy::set_latency(std::chrono::milliseconds latency) { state_->latenc
 void FaultProxy::stall(bool on) { state_->stalled = on; }
 void FaultProxy::hold_replies(bool on) { state_->replies_held = on; }
 std::size_t FaultProxy::connections_cut() const noexcept { return state_->cut_count; }
+std::size_t FaultProxy::requests_held() const { return state_->held_count; }
+
+void FaultProxy::hold_requests_with(std::string bytes) {
+  state_->held_bytes = std::move(bytes);
+  state_->holding_requests = true;
+}
+
+void FaultProxy::release_requests() { state_->holding_requests = false; }
 
 void FaultProxy::cut(std::chrono::milliseconds refuse_for) {
   state_->refuse_until_ms = State::now_ms() + refuse_for.count();
