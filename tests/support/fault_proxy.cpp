@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <mutex>
-#include <string_view>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,7 +25,7 @@ struct FaultProxy::State {
   std::atomic<std::int64_t> refuse_until_ms{0};
   std::atomic<std::size_t> cut_count{0};
   std::atomic<bool> holding_requests{false};
-  std::string held_bytes;  // written before holding_requests is set, read while it is
+  std::string held_bytes;  // guarded by mutex
   std::atomic<std::size_t> held_count{0};
   std::atomic<std::uint64_t> generation{0};  // a cut ends every pump of an older generation
   std::mutex mutex;
@@ -49,6 +49,11 @@ struct FaultProxy::State {
     return fd;
   }
 
+  bool carries_held_bytes(std::string_view chunk) {
+    std::lock_guard lock(mutex);
+    return chunk.find(held_bytes) != std::string_view::npos;
+  }
+
   // Copies from one socket to the other until either closes, a cut, or the proxy stops. `replies`:
   // this pump carries the server's answers.
   void pump(int from, int to, std::uint64_t born, bool replies) {
@@ -64,7 +69,7 @@ struct FaultProxy::State {
       const auto got = ::recv(from, buffer, sizeof buffer, 0);
       if (got <= 0) break;
       if (const auto delay = latency_ms.load(); delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds{delay});
-      if (!replies && holding_requests && std::string_view(buffer, static_cast<std::size_t>(got)).find(held_bytes) != std::string_view::npos) {
+      if (!replies && holding_requests && carries_held_bytes(std::string_view(buffer, static_cast<std::size_t>(got)))) {
         ++held_count;
         while (holding_requests && !stopping && generation == born) std::this_thread::sleep_for(std::chrono::milliseconds{5});
       }
@@ -144,7 +149,10 @@ std::size_t FaultProxy::connections_cut() const noexcept { return state_->cut_co
 std::size_t FaultProxy::requests_held() const { return state_->held_count; }
 
 void FaultProxy::hold_requests_with(std::string bytes) {
-  state_->held_bytes = std::move(bytes);
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->held_bytes = std::move(bytes);
+  }
   state_->holding_requests = true;
 }
 
