@@ -1,14 +1,17 @@
 #include "baton/app/bench.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -37,6 +40,8 @@ std::int64_t now_ns() {
 }
 
 constexpr std::int64_t not_yet = -1;
+constexpr int max_bench_producers = 256;
+constexpr int max_bench_consumers = 1024;
 // Messages of each latency floor run (two per paced run): 2 s at 10k msg/s.
 constexpr std::size_t floor_messages = 20'000;
 
@@ -165,15 +170,52 @@ std::string redis_url_of(const BenchOptions& options, std::unique_ptr<LocalRedis
   return private_server->url();
 }
 
+std::uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) : 0;
+}
+
 }  // namespace
 
-int run_bench(const BenchOptions& options) {
-  if (options.mode != "bus" && options.mode != "pipeline") {
-    std::cerr << "baton bench: --mode must be bus or pipeline, got \"" << options.mode << "\"\n";
-    return 2;
+std::optional<std::string> bench_options_error(const BenchOptions& options, std::uint64_t local_memory_bytes) {
+  if (options.mode != "bus" && options.mode != "pipeline") return "--mode must be bus or pipeline, got \"" + options.mode + "\"";
+  if (options.messages == 0) return "--messages must be at least 1";
+  if (options.producers < 1 || options.producers > max_bench_producers) {
+    return "--producers must be 1-" + std::to_string(max_bench_producers) + ", got " + std::to_string(options.producers);
   }
-  if (options.messages == 0 || options.producers < 1 || options.consumers < 1) {
-    std::cerr << "baton bench: --messages, --producers and --consumers must be at least 1\n";
+  // The same bound as a phase's concurrency in the config: each is a thread.
+  if (options.consumers < 1 || options.consumers > max_bench_consumers) {
+    return "--consumers must be 1-" + std::to_string(max_bench_consumers) + ", got " + std::to_string(options.consumers);
+  }
+  if (!std::isfinite(options.rate) || options.rate < 0) {
+    std::ostringstream given;
+    given << options.rate;
+    return "--rate must be a number of messages per second, 0 (flat out) or more, got " + given.str();
+  }
+  // A payload the bus would refuse to publish is refused here, before the baseline spends minutes on it.
+  if (const auto limit = CodecLimits{}.max_payload_bytes; options.payload_bytes > limit) {
+    return "--payload-bytes must be at most " + std::to_string(limit) + " (the largest payload an envelope may carry), got " +
+           std::to_string(options.payload_bytes);
+  }
+  // Every message of a run stays in its stream until the run ends (acked entries are kept for a
+  // while), next to the baseline's of the same size, and the bench keeps a ledger entry for each.
+  if (local_memory_bytes > 0) {
+    const auto total = static_cast<long double>(options.warm_up.value_or(options.messages / 10)) + static_cast<long double>(options.messages);
+    const auto needed = total * (2.0L * (static_cast<long double>(options.payload_bytes) + 256.0L) + 64.0L);
+    if (needed > static_cast<long double>(local_memory_bytes) / 2) {
+      const auto mb = [](long double bytes) { return std::to_string(static_cast<std::uint64_t>(bytes / (1024.0L * 1024.0L))); };
+      return "--messages (with the warm-up) times --payload-bytes would hold about " + mb(needed) +
+             " MB during the run, over half of this machine's " + mb(static_cast<long double>(local_memory_bytes)) +
+             " MB: ask for fewer or smaller messages";
+    }
+  }
+  return std::nullopt;
+}
+
+int run_bench(const BenchOptions& options) {
+  if (const auto error = bench_options_error(options, options.bus.empty() || options.bus == "memory://" ? physical_memory_bytes() : 0)) {
+    std::cerr << "baton bench: " << *error << "\n";
     return 2;
   }
   // Indices [0, warm_up) are the warm-up, [warm_up, total) the measured messages.
@@ -425,7 +467,8 @@ int run_bench(const BenchOptions& options) {
   const std::size_t lost = total - ledger.distinct.load();
   // A run that failed to publish may not have reached its measured messages.
   if (measured_from_ns == 0) measured_from_ns = now_ns();
-  const double seconds = static_cast<double>(ledger.last_ack_ns.load() - measured_from_ns) / 1e9;
+  // No measured message acked (a run whose publishing failed): no time to speak of, not a negative one.
+  const double seconds = std::max(0.0, static_cast<double>(ledger.last_ack_ns.load() - measured_from_ns) / 1e9);
   const double throughput = seconds > 0 ? static_cast<double>(ledger.acks.load() - acks_before_measured) / seconds : 0;
   const auto to_handler = percentiles(ledger.handler_us, warm_up, total);
   const bool split = options.mode == "bus";  // publish -> received -> handler

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,11 @@ struct BenchOptions {
   bool json = false;                // one JSON object as the last line, no progress bar
   std::chrono::seconds timeout{600};
 };
+
+// Why these options cannot make a run, naming the option; nullopt when they can. `local_memory_bytes`
+// is the memory of the machine that will hold the run's streams (this one, for a private server or
+// memory://); 0 when the server is elsewhere and its own limits apply.
+std::optional<std::string> bench_options_error(const BenchOptions& options, std::uint64_t local_memory_bytes);
 
 int run_bench(const BenchOptions& options);
 
