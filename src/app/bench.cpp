@@ -274,26 +274,56 @@ int run_bench(const BenchOptions& options) {
     }
     redis_options = *parsed;
   }
-  const auto measure_baseline = [&]() -> std::optional<double> {
+  // The server's CPU time so far (null for memory://, or when the server will not say: an ACL user
+  // without INFO, say; the run goes on without the figure).
+  bool server_cpu_unavailable = memory;
+  const auto server_cpu = [&]() -> std::optional<double> {
+    if (server_cpu_unavailable) return std::nullopt;
+    auto read = adapters::redis::server_cpu_seconds(*redis_options);
+    if (!read) {
+      std::cerr << "baton bench: no server CPU figures: " << read.error().message() << "\n";
+      server_cpu_unavailable = true;
+      return std::nullopt;
+    }
+    return *read;
+  };
+  // Microseconds of the server's CPU per message between two readings.
+  const auto server_us_per_message = [](std::optional<double> before, std::optional<double> after, std::size_t messages) {
+    return before && after && messages > 0 ? std::optional(std::max(0.0, *after - *before) * 1e6 / static_cast<double>(messages))
+                                           : std::nullopt;
+  };
+  struct BaselineRun {
+    double per_s = 0;
+    std::optional<double> server_us_per_xadd;
+  };
+  const auto measure_baseline = [&]() -> std::optional<BaselineRun> {
     const auto sample = encode(make_envelope(space + ".load", json::value(make_payload(0))));
+    const auto cpu_before = server_cpu();
     auto took = adapters::redis::time_pipelined_xadd(*redis_options, "baton:{" + space + "}:baseline", options.messages, sample);
     if (!took) {
       std::cerr << "baton bench: baseline: " << took.error().message() << "\n";
       return std::nullopt;
     }
-    return static_cast<double>(options.messages) / std::chrono::duration<double>(*took).count();
+    return BaselineRun{static_cast<double>(options.messages) / std::chrono::duration<double>(*took).count(),
+                       server_us_per_message(cpu_before, server_cpu(), options.messages)};
   };
   std::vector<double> baseline_runs;
+  std::vector<double> baseline_server_us;  // per XADD, of the counted baseline runs that have the figure
+  const auto count_baseline = [&](const BaselineRun& run) {
+    baseline_runs.push_back(run.per_s);
+    if (run.server_us_per_xadd) baseline_server_us.push_back(*run.server_us_per_xadd);
+  };
   // One more run first, not counted: a new server (the private one always is) was measured 20-30 %
   // slower in the first run than in the second, and the measured run too was faster after it, which
   // a long-running server would be (docs/BENCHMARKS.md, round 10).
   std::optional<double> warm_up_per_s;
   if (!memory) {
-    warm_up_per_s = measure_baseline();
-    if (!warm_up_per_s) return 1;
+    const auto warm_up_run = measure_baseline();
+    if (!warm_up_run) return 1;
+    warm_up_per_s = warm_up_run->per_s;
     const auto before = measure_baseline();
     if (!before) return 1;
-    baseline_runs.push_back(*before);
+    count_baseline(*before);
   }
   // A paced run gets a latency floor too, before and after like the throughput baseline: the same
   // rate and batches through the same server to a bare XREADGROUP reader, nothing of the bus in
@@ -415,8 +445,10 @@ int run_bench(const BenchOptions& options) {
   std::once_flag measuring_once;
   std::int64_t measured_from_ns = 0;
   std::size_t acks_before_measured = 0;
+  std::optional<double> measured_server_cpu;
   const auto measuring = [&] {
     std::call_once(measuring_once, [&] {
+      measured_server_cpu = server_cpu();  // first: its round trip is not the run's time
       measured_from_ns = now_ns();
       acks_before_measured = ledger.acks.load();
     });
@@ -444,6 +476,7 @@ int run_bench(const BenchOptions& options) {
   for (auto& producer : producers) producer.join();
   const auto deadline = SteadyClock::now() + options.timeout;
   while (!produce_failed && ledger.acks.load() < total && SteadyClock::now() < deadline) std::this_thread::sleep_for(5ms);
+  const auto server_cpu_after_run = server_cpu();
   // Anything delivered twice would show up now; give it a moment to arrive.
   std::this_thread::sleep_for(200ms);
   progress.stop();
@@ -454,7 +487,7 @@ int run_bench(const BenchOptions& options) {
   if (!memory) {
     const auto after = measure_baseline();
     if (!after) return 1;
-    baseline_runs.push_back(*after);
+    count_baseline(*after);
     baseline_per_s = (baseline_runs.front() + baseline_runs.back()) / 2;
   }
   if (measure_floor && !measure_floor_once()) return 1;
@@ -470,6 +503,11 @@ int run_bench(const BenchOptions& options) {
   // No measured message acked (a run whose publishing failed): no time to speak of, not a negative one.
   const double seconds = std::max(0.0, static_cast<double>(ledger.last_ack_ns.load() - measured_from_ns) / 1e9);
   const double throughput = seconds > 0 ? static_cast<double>(ledger.acks.load() - acks_before_measured) / seconds : 0;
+  const auto server_us = server_us_per_message(measured_server_cpu, server_cpu_after_run, ledger.acks.load() - acks_before_measured);
+  const auto baseline_server_us_mean =
+      baseline_server_us.size() == baseline_runs.size() && !baseline_server_us.empty()
+          ? std::optional((baseline_server_us.front() + baseline_server_us.back()) / 2)
+          : std::nullopt;
   const auto to_handler = percentiles(ledger.handler_us, warm_up, total);
   const bool split = options.mode == "bus";  // publish -> received -> handler
   const auto to_received = percentiles(ledger.received_us, warm_up, total);
@@ -492,6 +530,8 @@ int run_bench(const BenchOptions& options) {
                       {"ratio_to_baseline", baseline_per_s ? json::value(throughput / *baseline_per_s) : json::value(nullptr)},
                       {"baseline_runs_per_s", json::value_from(baseline_runs)},
                       {"warm_up_xadd_per_s", warm_up_per_s ? json::value(*warm_up_per_s) : json::value(nullptr)},
+                      {"server_cpu_us_per_msg", server_us ? json::value(*server_us) : json::value(nullptr)},
+                      {"baseline_server_cpu_us_per_xadd", baseline_server_us_mean ? json::value(*baseline_server_us_mean) : json::value(nullptr)},
                       {"p50_us", to_handler.p50}, {"p90_us", to_handler.p90}, {"p99_us", to_handler.p99}, {"p999_us", to_handler.p999},
                       {"received_p50_us", field_of(received_measured, &Percentiles::p50)},
                       {"received_p90_us", field_of(received_measured, &Percentiles::p90)},
@@ -515,6 +555,10 @@ int run_bench(const BenchOptions& options) {
     }
     std::printf("  throughput                   %10.0f msg/s%s\n", throughput, baseline_per_s ? "" : " (no baseline for memory://)");
     if (baseline_per_s) std::printf("  ratio to the baseline        %10.3f\n", throughput / *baseline_per_s);
+    if (server_us && baseline_server_us_mean) {
+      std::printf("  server CPU per %-13s %10.2f us (per XADD of the baseline: %.2f us)\n", options.mode == "bus" ? "message" : "task",
+                  *server_us, *baseline_server_us_mean);
+    }
     const char* first_label = options.mode == "bus" ? "publish -> handler" : "submit -> completed";
     std::printf("  latency %-20s p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us\n", first_label, to_handler.p50, to_handler.p90,
                 to_handler.p99, to_handler.p999);

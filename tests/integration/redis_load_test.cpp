@@ -105,5 +105,26 @@ TEST(RedisLoad, TheLatencyFloorTimesEveryEntryOnItsWayToAReader) {
   EXPECT_TRUE(is_retryable(gone.error())) << gone.error().message();
 }
 
+// `baton bench`'s server CPU figures: the reading grows with the server's work.
+TEST(RedisLoad, TheServersCpuTimeGrowsWithItsWork) {
+  test::RedisServer server({.append_only = false});
+  const auto options = parse_redis_url(server.url()).value();
+  const auto before = server_cpu_seconds(options);
+  ASSERT_TRUE(before) << before.error().message();
+  const std::string key = "baton:{" + test::unique_name("cpu") + "}:cpu";
+  ASSERT_TRUE(time_pipelined_xadd(options, key, 50'000, std::string(256, 'x')));
+  const auto after = server_cpu_seconds(options);
+  ASSERT_TRUE(after) << after.error().message();
+  // 50,000 XADDs take the server tens of milliseconds here; its clock ticks in microseconds.
+  EXPECT_GT(*after - *before, 0.005) << *before << " -> " << *after;
+
+  server.stop();
+  auto short_timeout = options;
+  short_timeout.request_timeout = 300ms;
+  const auto gone = server_cpu_seconds(short_timeout);
+  ASSERT_FALSE(gone);
+  EXPECT_TRUE(is_retryable(gone.error())) << gone.error().message();
+}
+
 }  // namespace
 }  // namespace baton::adapters::redis

@@ -148,4 +148,38 @@ Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& 
   return micros;
 }
 
+Result<double> server_cpu_seconds_of_info(std::string_view info) {
+  double total = 0;
+  for (const std::string_view field : {std::string_view("used_cpu_sys"), std::string_view("used_cpu_user")}) {
+    // A line "<field>:<seconds>", at the start of the text or of a line (used_cpu_sys_children follows).
+    std::size_t at = 0;
+    for (;;) {
+      at = info.find(field, at);
+      if (at == std::string_view::npos) return Error{errc::decode_failed, "INFO cpu: no " + std::string(field) + " in the reply"};
+      const bool starts_line = at == 0 || info[at - 1] == '\n';
+      const bool ends_name = at + field.size() < info.size() && info[at + field.size()] == ':';
+      if (starts_line && ends_name) break;
+      at += field.size();
+    }
+    const auto value_begin = at + field.size() + 1;
+    const auto value_end = std::min(info.find_first_of("\r\n", value_begin), info.size());
+    const auto text = info.substr(value_begin, value_end - value_begin);
+    double seconds = 0;
+    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (parsed.ec != std::errc{} || parsed.ptr != text.data() + text.size() || !(seconds >= 0)) {
+      return Error{errc::decode_failed, "INFO cpu: " + std::string(field) + " is not a number of seconds: \"" + std::string(text) + "\""};
+    }
+    total += seconds;
+  }
+  return total;
+}
+
+Result<double> server_cpu_seconds(const RedisOptions& options) {
+  detail::Connection connection(options, detail::Connection::Driver::caller);
+  auto reply = connection.execute({"INFO", "cpu"});
+  if (!reply) return std::move(reply).error();
+  if (reply->is_error()) return detail::error_from_reply("INFO", *reply);
+  return server_cpu_seconds_of_info(reply->text);
+}
+
 }  // namespace baton::adapters::redis

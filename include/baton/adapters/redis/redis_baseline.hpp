@@ -29,4 +29,13 @@ Result<std::vector<std::int64_t>> time_paced_xadd_to_reader(const RedisOptions& 
                                                             std::string_view payload, double rate,
                                                             std::chrono::milliseconds timeout = std::chrono::seconds{30});
 
+// The CPU time the server has used since it started (INFO cpu: used_cpu_sys + used_cpu_user, all
+// of its threads), in seconds. Two readings around a run give the server's time per message, which a
+// shared machine's drifting speed moves much less than the run's wall-clock time; on a server that
+// others use too, their work counts as well.
+Result<double> server_cpu_seconds(const RedisOptions& options);
+
+// The same from the text of an INFO reply; an error names the field that is missing or not a number.
+Result<double> server_cpu_seconds_of_info(std::string_view info);
+
 }  // namespace baton::adapters::redis
