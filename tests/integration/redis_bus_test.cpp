@@ -423,6 +423,53 @@ TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
   EXPECT_TRUE(log.has_line_with({"could not set the expiry of dedup marks", "NOPERM"})) << "no warning logged";
 }
 
+// A topic's figures say why they cannot be read instead of reading as an empty topic: a user whose
+// ACL does not cover the topic's keys, or a key of another type where the stream should be.
+TEST(RedisBus, TopicStatsSayWhyTheyCannotBeReadInsteadOfShowingZeros) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("stats");
+  auto bus = make_redis_bus(bus_options(server));
+  auto stats = bus->topic_stats(topic);
+  ASSERT_TRUE(stats) << stats.error().message();
+  EXPECT_EQ(stats->length, 0u) << "a topic nothing was published to is empty, not an error";
+  EXPECT_TRUE(stats->groups.empty());
+
+  auto subscription = bus->subscribe(topic, [](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> { return {}; },
+                                     durable("workers", "only", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.stats", boost::json::value{{"n", 1}})));
+  ASSERT_TRUE(test::eventually([&] {
+    auto now = bus->topic_stats(topic);
+    return now && now->length == 1 && now->groups.size() == 1 && now->groups[0].pending == 0 && now->groups[0].lag == 0;
+  }, 10s));
+  subscription->stop();
+
+  // A user allowed every command but no key of this topic.
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "outsider", "on", ">outsider-pw", "resetkeys", "~baton:{elsewhere}:*", "+@all"}), "OK\n");
+  auto options = bus_options(server);
+  options.redis.user = "outsider";
+  options.redis.password = "outsider-pw";
+  auto outsider = make_redis_bus(options);
+  auto denied = outsider->topic_stats(topic);
+  ASSERT_FALSE(denied) << "read as length " << denied->length;
+  EXPECT_EQ(denied.error(), errc::permission_denied);
+  EXPECT_NE(denied.error().message().find("XLEN: NOPERM"), std::string::npos) << denied.error().message();
+
+  // Only the retries' sorted set is out of reach: the group's pending count would be short.
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "outsider", "resetkeys", "~" + stream_key(topic), "~" + stream_key(topic) + ".dlq",
+                        "~" + stream_key(topic) + ":redeliver:*"}),
+            "OK\n");
+  auto partly = outsider->topic_stats(topic);
+  ASSERT_FALSE(partly) << "read with " << partly->groups.size() << " groups";
+  EXPECT_NE(partly.error().message().find("ZCARD of the retries: NOPERM"), std::string::npos) << partly.error().message();
+
+  const std::string other = test::unique_name("wrongtype");
+  ASSERT_EQ(server.cli({"SET", stream_key(other), "not a stream"}), "OK\n");
+  auto wrong = bus->topic_stats(other);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error(), errc::wrong_type) << wrong.error().message();
+}
+
 // The mark's bucket and field split an id without losing any of it: ids made in the same
 // millisecond share one of four buckets, and no two ids share a bucket and a field.
 TEST(RedisBus, DedupMarkBucketsSplitAnIdWithoutLosingAnyOfIt) {

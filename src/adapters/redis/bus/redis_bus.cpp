@@ -1490,11 +1490,20 @@ class RedisBus final : public ports::MessageBus {
     auto replies = shared_->connection.execute_pipeline({Command{"XLEN", keys.stream}, Command{"XLEN", keys.dead_letters},
                                                          Command{"XINFO", "GROUPS", keys.stream}, Command{"XINFO", "STREAM", keys.stream}});
     if (!replies) return std::move(replies).error();
+    // An error in any reply is said, never read as zero: a user without rights to the topic's keys
+    // (NOPERM), or a key of another type, would otherwise look like a topic nothing was published to.
+    const auto no_stream = [](const Reply& reply) { return reply.is_error() && reply.text.starts_with("ERR no such key"); };
+    for (std::size_t i = 0; i < replies->size(); ++i) {
+      const auto& reply = (*replies)[i];
+      if (reply.is_error() && !(i >= 2 && no_stream(reply))) {
+        return detail::error_from_reply(i == 0 ? "XLEN" : i == 1 ? "XLEN of the dead letters" : i == 2 ? "XINFO GROUPS" : "XINFO STREAM", reply);
+      }
+    }
     ports::TopicStats stats;
     stats.length = static_cast<std::size_t>((*replies)[0].integer);
     stats.dead_letters = static_cast<std::size_t>((*replies)[1].integer);
     const auto& groups = (*replies)[2];
-    if (groups.is_error()) return stats;  // no stream yet: nothing published, no group
+    if (no_stream(groups)) return stats;  // no stream yet: nothing published, no group
     std::string last_generated;
     const auto& stream_info = (*replies)[3];
     for (std::size_t i = 0; i + 1 < stream_info.elements.size(); i += 2) {
@@ -1519,11 +1528,15 @@ class RedisBus final : public ports::MessageBus {
       // Retries of the group wait in its own set and redelivery stream: they are pending too.
       auto waiting = shared_->connection.execute_pipeline(
           {Command{"ZCARD", keys.group_key(entry.name, "retry")}, Command{"XPENDING", keys.group_key(entry.name, "redeliver"), entry.name}});
-      if (waiting) {
-        entry.pending += static_cast<std::size_t>((*waiting)[0].integer);
-        if ((*waiting)[1].is_array() && !(*waiting)[1].elements.empty()) {
-          entry.pending += static_cast<std::size_t>((*waiting)[1].elements[0].integer);
-        }
+      if (!waiting) return std::move(waiting).error();
+      if ((*waiting)[0].is_error()) return detail::error_from_reply("ZCARD of the retries", (*waiting)[0]);
+      entry.pending += static_cast<std::size_t>((*waiting)[0].integer);
+      // A group made before its redelivery stream existed has none yet (NOGROUP): nothing waits there.
+      if ((*waiting)[1].is_error() && !(*waiting)[1].text.starts_with("NOGROUP")) {
+        return detail::error_from_reply("XPENDING of the redeliveries", (*waiting)[1]);
+      }
+      if ((*waiting)[1].is_array() && !(*waiting)[1].elements.empty()) {
+        entry.pending += static_cast<std::size_t>((*waiting)[1].elements[0].integer);
       }
       stats.groups.push_back(std::move(entry));
     }
