@@ -178,41 +178,77 @@ TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   EXPECT_EQ(baton(server, "trace 00000000-0000-7000-8000-000000000000").exit_code, 1);
 }
 
+// A `baton run` child process with the given environment (its stderr dropped), ended with SIGTERM
+// by stop() or at the end of the scope.
+class Worker {
+ public:
+  Worker(std::vector<std::string> environment, std::vector<std::string> arguments) {
+    // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+    std::vector<char*> child_environment;
+    for (auto& variable : environment) child_environment.push_back(variable.data());
+    child_environment.push_back(nullptr);
+    arguments.insert(arguments.begin(), BATON_EXECUTABLE);
+    std::vector<char*> child_arguments;
+    for (auto& argument : arguments) child_arguments.push_back(argument.data());
+    child_arguments.push_back(nullptr);
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    const pid_t test_process = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      baton::app::die_with_parent(test_process);
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDERR_FILENO);
+      ::execve(BATON_EXECUTABLE, child_arguments.data(), child_environment.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    output_ = ::fdopen(out[0], "r");
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker() {
+    if (pid_ > 0) stop();
+    if (output_) std::fclose(output_);
+  }
+
+  // The next line of its stdout, with its newline; "" once it has ended.
+  std::string next_line() {
+    char line[256];
+    return std::fgets(line, sizeof line, output_) ? std::string(line) : std::string();
+  }
+  // The port of "listening on 127.0.0.1:<port>" among its first lines; 0 if it never says.
+  std::uint16_t port() {
+    for (std::string line = next_line(); !line.empty(); line = next_line()) {
+      if (line.rfind("listening on 127.0.0.1:", 0) == 0) return static_cast<std::uint16_t>(std::stoi(line.substr(23)));
+    }
+    return 0;
+  }
+  // SIGTERM, then its exit code; -1 when it did not exit by itself.
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* output_ = nullptr;
+};
+
 TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   baton::test::RedisServer server({.append_only = false});
   const auto storage = server.directory() / "storage";
   const std::string environment = "BATON_STORAGE_ROOT=" + storage.string();
-  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  std::vector<std::string> variables = {"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), environment};
-  std::vector<char*> child_environment;
-  for (auto& variable : variables) child_environment.push_back(variable.data());
-  child_environment.push_back(nullptr);
-  std::array<const char*, 5> child_arguments = {BATON_EXECUTABLE, "run", "--http", "127.0.0.1:0", nullptr};
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  const pid_t test_process = ::getpid();
-  const pid_t worker = ::fork();
-  ASSERT_GE(worker, 0);
-  if (worker == 0) {
-    baton::app::die_with_parent(test_process);
-    ::dup2(out[1], STDOUT_FILENO);
-    ::close(out[0]);
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, STDERR_FILENO);
-    ::execve(BATON_EXECUTABLE, const_cast<char* const*>(child_arguments.data()), child_environment.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  FILE* output = ::fdopen(out[0], "r");
-  char line[256];
-  std::uint16_t port = 0;
-  while (port == 0 && std::fgets(line, sizeof line, output)) {
-    const std::string text(line);
-    if (text.rfind("listening on 127.0.0.1:", 0) == 0) port = static_cast<std::uint16_t>(std::stoi(text.substr(23)));
-  }
+  Worker worker({"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), environment}, {"run", "--http", "127.0.0.1:0"});
+  const std::uint16_t port = worker.port();
   ASSERT_NE(port, 0) << "the worker did not say where it listens";
-  ASSERT_TRUE(std::fgets(line, sizeof line, output));
-  EXPECT_EQ(std::string(line), "running phases: plan code certify deploy\n");
+  EXPECT_EQ(worker.next_line(), "running phases: plan code certify deploy\n");
   EXPECT_NE(baton::test::http_request(port, "/readyz").find("200 OK"), std::string::npos);
 
   const auto submitted = baton(server, "submit 'write a greeting script'", environment);
@@ -228,15 +264,54 @@ TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   EXPECT_TRUE(std::filesystem::exists(storage / "releases" / corr_id / "README.md")) << "the release was not published";
   EXPECT_NE(metrics.find("baton_lag{phase=\"plan\"} 0"), std::string::npos) << metrics;
 
-  ::kill(worker, SIGTERM);
-  int status = 0;
-  ::waitpid(worker, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status)) << "the worker did not exit by itself";
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(worker.stop(), 0) << "the worker did not exit by itself with 0";
   std::string rest;
-  while (std::fgets(line, sizeof line, output)) rest += line;
-  std::fclose(output);
+  for (std::string line = worker.next_line(); !line.empty(); line = worker.next_line()) rest += line;
   EXPECT_NE(rest.find("stopped"), std::string::npos) << rest;
+}
+
+// Per-tenant Redis ACLs (docs/REDIS-KEYS.md): a user whose key patterns cover one partition's
+// space (`{acme-0}`) and one tenant's data (`t:acme:`) runs that partition's whole pipeline, and
+// reaches no other partition's streams and no other tenant's data.
+TEST(Cli, ATenantsRedisUserFencedToItsKeysRunsItsPartitionAndReachesNoOther) {
+  baton::test::RedisServer server({.append_only = false});
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "acme", "on", ">acme-pw", "resetkeys", "~baton:{acme-0}:*", "~baton:t:acme:*", "resetchannels",
+                        "+@all", "-@dangerous"}),
+            "OK\n");
+  const auto url = "redis://acme:acme-pw@127.0.0.1:" + std::to_string(server.port());
+  const auto storage = server.directory() / "storage";
+  const std::string as_acme = "BATON_BUS='" + url + "' BATON_KV='" + url + "' BATON_STORAGE_ROOT=" + storage.string();
+  Worker worker({"BATON_BUS=" + url, "BATON_KV=" + url, "BATON_PIPELINE_SPACE=acme-0", "BATON_STORAGE_ROOT=" + storage.string()},
+                {"run"});
+  ASSERT_EQ(worker.next_line(), "running phases: plan code certify deploy\n") << "the fenced user could not start the phases";
+
+  const auto submitted = baton(server, "submit --tenant acme 'write a greeting script'", as_acme + " BATON_PIPELINE_SPACE=acme-0");
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
+  const std::string corr_id = submitted.output.substr(0, 36);
+  EXPECT_TRUE(baton::test::eventually([&] {
+    return baton(server, "trace --tenant acme " + corr_id, as_acme + " BATON_PIPELINE_SPACE=acme-0").output.find("now: completed") !=
+           std::string::npos;
+  })) << "the fenced user's workers did not carry the task through";
+  EXPECT_TRUE(std::filesystem::exists(storage / "releases" / corr_id / "README.md")) << "the release was not published";
+  EXPECT_EQ(baton(server, "status", as_acme + " BATON_PIPELINE_SPACE=acme-0").exit_code, 0);
+
+  // Another partition, of the same tenant or another: no submit, no figures (not zeros).
+  EXPECT_NE(baton(server, "submit --tenant acme 'elsewhere'", as_acme + " BATON_PIPELINE_SPACE=acme-1").exit_code, 0);
+  EXPECT_NE(baton(server, "status", as_acme + " BATON_PIPELINE_SPACE=acme-1").exit_code, 0);
+  EXPECT_NE(baton(server, "status", as_acme + " BATON_PIPELINE_SPACE=acme-01").exit_code, 0) << "a pattern that matches more than its space";
+  // Another tenant's data, also where its name begins with this one's.
+  EXPECT_NE(baton(server, "trace --tenant globex " + corr_id, as_acme + " BATON_PIPELINE_SPACE=acme-0").exit_code, 0);
+  EXPECT_NE(baton(server, "trace --tenant acme-corp " + corr_id, as_acme + " BATON_PIPELINE_SPACE=acme-0").exit_code, 0);
+  EXPECT_EQ(server.cli({"EXISTS", "baton:{acme-1}:acme-1.plan.in"}), "0\n");
+  // Another tenant's task put into this partition is refused at its first write and dead-lettered.
+  const auto other = baton(server, "submit --tenant globex 'not ours'", as_acme + " BATON_PIPELINE_SPACE=acme-0");
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  EXPECT_TRUE(baton::test::eventually([&] {
+    return baton(server, "dlq list", as_acme + " BATON_PIPELINE_SPACE=acme-0").output.find("permanent_failure  attempts=1  permission denied") !=
+           std::string::npos;
+  })) << baton(server, "dlq list", as_acme + " BATON_PIPELINE_SPACE=acme-0").output;
+  EXPECT_EQ(server.cli({"EXISTS", "baton:t:globex:trace:" + other.output.substr(0, 36)}), "0\n");
+  EXPECT_EQ(worker.stop(), 0);
 }
 
 // The children of `parent` named `name` (from /proc: the comm field and the parent pid of each).
