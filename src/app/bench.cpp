@@ -26,6 +26,8 @@
 #include "baton/core/codec.hpp"
 #include "baton/core/log.hpp"
 #include "baton/core/uuid.hpp"
+#include "baton/orchestrator/reference/phases.hpp"
+#include "baton/orchestrator/trace.hpp"
 
 namespace baton::app {
 namespace {
@@ -367,6 +369,9 @@ int run_bench(const BenchOptions& options) {
     ports::SubscribeOptions subscribe;
     subscribe.group = "bench";
     subscribe.concurrency = options.consumers;
+    // The marks need to outlive the run only: on a server the bench was pointed at, they are what
+    // it leaves behind (remove_topic_keys cannot list them), so they go soon after it.
+    subscribe.dedup_window = std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout) + 10min;
     subscribe.on_acked = [&](const JsonEnvelope& envelope) {
       const auto index = envelope.payload.at("i").to_number<std::size_t>();
       const auto now = now_ns();
@@ -414,7 +419,10 @@ int run_bench(const BenchOptions& options) {
     phases = std::move(*started);
     topic = runtime->pipeline->first_topic();
     for (std::size_t i = 0; i < total; ++i) {
-      tasks.push_back(make_envelope(topic, json::value{{"task", "bench task " + std::to_string(i)}, {"i", i}, {"t", 0}}));
+      // A tenant of the run's own: what the phases keep in the KV store sits apart from a server's
+      // other data, under a prefix of its own, until it expires.
+      tasks.push_back(make_envelope(topic, json::value{{"task", "bench task " + std::to_string(i)}, {"i", i}, {"t", 0}},
+                                    EnvelopeOptions{.tenant_id = space}));
       index_of_task.emplace(tasks.back().corr_id, i);
     }
     ports::SubscribeOptions ledger_options;
@@ -585,6 +593,31 @@ int run_bench(const BenchOptions& options) {
   std::cout << json::serialize(report) << std::endl;
   log::flush();
   log::log_to_stderr();
+  // On a server the bench was pointed at, its streams go with it (a private server goes anyway).
+  if (!memory && !private_server) {
+    std::vector<std::string> topics{topic};
+    if (runtime) {
+      topics.clear();
+      for (const auto& phase : runtime->pipeline->phases()) topics.push_back(runtime->pipeline->input_topic(phase));
+      topics.push_back(runtime->pipeline->completed_topic());
+    }
+    adapters::redis::RedisBusOptions removal;
+    removal.redis = *redis_options;
+    for (const auto& name : topics) {
+      if (auto removed = adapters::redis::remove_topic_keys(removal, name); !removed) {
+        std::cerr << "baton bench: could not remove the keys of " << name << ": " << removed.error().message() << "\n";
+      }
+    }
+    // The tasks' release records are kept for good and their traces for a week; the rest of what
+    // the phases keep expires within a day.
+    std::optional<Error> kept;
+    for (const auto& task : tasks) {
+      for (const auto& key : {orchestrator::trace_key(space, task.corr_id), reference::release_key(space, task.corr_id)}) {
+        if (auto removed = runtime->kv->del(key); !removed && !kept) kept = removed.error();
+      }
+    }
+    if (kept) std::cerr << "baton bench: could not remove every task's trace and release record: " << kept->message() << "\n";
+  }
   bus.reset();
   runtime.reset();
   private_server.reset();

@@ -381,6 +381,35 @@ TEST(Cli, AnInterruptedBenchEndsAtOnceAndLeavesNothingBehind) {
   EXPECT_FALSE(std::filesystem::exists(server_folder)) << server_folder;
 }
 
+// `baton bench --bus URL` on a server of the user's: its streams go when it ends, and what stays
+// expires (dedup marks within the bench's timeout and ten minutes in mode bus; the phases' saved
+// answers and marks within a day in mode pipeline), nothing kept for good.
+TEST(Cli, ABenchOnAServerOfTheUsersLeavesNothingWithoutAnExpiry) {
+  baton::test::RedisServer server({.append_only = false});
+  ASSERT_EQ(server.cli({"SET", "users-own-key", "kept"}), "OK\n");
+  const auto bench = "bench --bus '" + server.url() + "' --json --messages ";
+  ASSERT_EQ(baton(server, bench + "2000").exit_code, 0);
+  ASSERT_EQ(baton(server, bench + "40 --mode pipeline", "BATON_STORAGE_ROOT=" + (server.directory() / "storage").string()).exit_code, 0);
+
+  std::istringstream keys(server.cli({"KEYS", "*"}));  // a test may list: the bench itself never does
+  std::size_t marks = 0, answers = 0;
+  for (std::string key; std::getline(keys, key);) {
+    if (key == "users-own-key") continue;
+    const auto ttl_ms = std::stoll(server.cli({"PTTL", key}));
+    EXPECT_GT(ttl_ms, 0) << key << " is kept for good";
+    const bool bus_mode_mark = key.find(".load:mark:bench:") != std::string::npos;
+    if (bus_mode_mark) {
+      EXPECT_LE(ttl_ms, 20 * 60 * 1000) << key;
+    }
+    marks += key.find(":mark:") != std::string::npos;
+    answers += key.find("-answer:") != std::string::npos;
+    EXPECT_TRUE(key.find(":mark:") != std::string::npos || key.find("-answer:") != std::string::npos) << "left behind: " << key;
+  }
+  EXPECT_GT(marks, 0u) << "no marks at all: did the runs use this server?";
+  EXPECT_GT(answers, 0u);
+  EXPECT_EQ(server.cli({"GET", "users-own-key"}), "kept\n");
+}
+
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
   baton::test::RedisServer server({.append_only = false});
   EXPECT_EQ(baton(server, "run", "BATON_PIPELINE_PHASES=plan,review").exit_code, 2) << "no phase named review is linked";

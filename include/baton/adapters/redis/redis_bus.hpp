@@ -55,6 +55,13 @@ struct RedisBusOptions {
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options);
 
+// Deletes what the bus stores on the server for `topic`: its stream, its dead letters, and each
+// group's redeliveries, waiting retries and commit records. For a topic nothing publishes to or
+// reads any more, such as the ones `baton bench` makes on a server it is pointed at: a subscription
+// still running would make its group again and go on. Dedup marks are left to expire with their
+// group's dedup window (finding them would take SCAN). Returns how many keys were deleted.
+Result<std::size_t> remove_topic_keys(const RedisBusOptions& options, std::string_view topic);
+
 // A group's dedup marks are fields of small hashes, one per millisecond of envelope-id time and
 // two random bits: "<topic key>:mark:<group>:<bucket>" holds the field <field>. The bucket is the
 // id's first 13 characters (a UUIDv7's creation time in ms), a dot and the low two bits of its last

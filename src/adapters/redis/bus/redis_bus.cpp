@@ -1581,4 +1581,39 @@ std::string_view dedup_mark_field(std::string_view envelope_id) {
 
 std::unique_ptr<ports::MessageBus> make_redis_bus(RedisBusOptions options) { return std::make_unique<RedisBus>(std::move(options)); }
 
+Result<std::size_t> remove_topic_keys(const RedisBusOptions& options, std::string_view topic) {
+  if (auto bad = ports::check_topic(topic)) return *bad;
+  const TopicKeys keys(options, topic);
+  Connection connection(options.redis, Connection::Driver::caller);
+  // The groups (and their consumers) name the rest of the keys; without the stream there are none.
+  auto groups = connection.execute({"XINFO", "GROUPS", keys.stream});
+  if (!groups) return std::move(groups).error();
+  std::vector<std::string> doomed{keys.stream, keys.dead_letters};
+  if (groups->is_error() && !groups->text.starts_with("ERR no such key")) return detail::error_from_reply("XINFO GROUPS", *groups);
+  for (const auto& group : groups->elements) {
+    std::string name;
+    for (std::size_t i = 0; i + 1 < group.elements.size(); i += 2) {
+      if (group.elements[i].text == "name") name = group.elements[i + 1].text;
+    }
+    if (name.empty()) continue;
+    doomed.push_back(keys.group_key(name, "redeliver"));
+    doomed.push_back(keys.group_key(name, "retry"));
+    auto consumers = connection.execute({"XINFO", "CONSUMERS", keys.stream, name});
+    if (!consumers) return std::move(consumers).error();
+    if (consumers->is_error()) return detail::error_from_reply("XINFO CONSUMERS", *consumers);
+    for (const auto& consumer : consumers->elements) {
+      for (std::size_t i = 0; i + 1 < consumer.elements.size(); i += 2) {
+        if (consumer.elements[i].text == "name") doomed.push_back(keys.group_key(name, "commit") + ":" + consumer.elements[i + 1].text);
+      }
+    }
+  }
+  // One DEL: every key shares the topic's hash tag.
+  Command del{"DEL"};
+  del.insert(del.end(), doomed.begin(), doomed.end());
+  auto deleted = connection.execute(std::move(del));
+  if (!deleted) return std::move(deleted).error();
+  if (deleted->is_error()) return detail::error_from_reply("DEL", *deleted);
+  return static_cast<std::size_t>(deleted->integer);
+}
+
 }  // namespace baton::adapters::redis
