@@ -470,6 +470,47 @@ TEST(RedisBus, TopicStatsSayWhyTheyCannotBeReadInsteadOfShowingZeros) {
   EXPECT_EQ(wrong.error(), errc::wrong_type) << wrong.error().message();
 }
 
+// What `baton bench` removes from a server it was pointed at: the topic's stream, its dead letters,
+// and its groups' redeliveries and waiting retries; the marks stay, to expire with the dedup window.
+TEST(RedisBus, RemovingATopicsKeysDeletesItsStreamsAndWhatItsGroupsKeep) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("remove");
+  const auto base = stream_key(topic);
+  auto bus = make_redis_bus(bus_options(server));
+  auto options = durable("workers", "only", 1);
+  options.redelivery.base_delay = 600s;  // a failed try waits in the retry set through the test
+  options.redelivery.max_delay = 600s;
+  options.redelivery.jitter = Jitter::none;
+  auto subscription = bus->subscribe(topic, [](const JsonEnvelope& e, const ports::DeliveryInfo&) -> Result<void> {
+    if (e.payload == "dead") return Error{errc::invalid_argument, "never handled"};
+    if (e.payload == "later") return Error{errc::unavailable, "try again later"};
+    return {};
+  }, options);
+  ASSERT_TRUE(subscription);
+  for (const char* what : {"ok", "dead", "later"}) ASSERT_TRUE(bus->publish(topic, make_envelope("test.remove", boost::json::value(what))));
+  ASSERT_TRUE(test::eventually([&] {
+    return server.cli({"XLEN", base + ".dlq"}) == "1\n" && server.cli({"ZCARD", base + ":retry:workers"}) == "1\n";
+  }, 10s));
+  subscription->stop();
+  const auto marks = server.cli({"KEYS", base + ":mark:*"});  // a test may list keys; the bus never does
+  ASSERT_FALSE(marks.empty());
+
+  auto removed = remove_topic_keys(bus_options(server), topic);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 4u) << "the stream, its dead letters, the group's redeliveries and retries";
+  for (const auto& key : {base, base + ".dlq", base + ":redeliver:workers", base + ":retry:workers"}) {
+    EXPECT_EQ(server.cli({"EXISTS", key}), "0\n") << key;
+  }
+  EXPECT_EQ(server.cli({"KEYS", base + ":mark:*"}), marks) << "marks are left to expire";
+
+  auto again = remove_topic_keys(bus_options(server), topic);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again, 0u);
+  auto bad = remove_topic_keys(bus_options(server), "not a topic");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), errc::invalid_argument);
+}
+
 // The mark's bucket and field split an id without losing any of it: ids made in the same
 // millisecond share one of four buckets, and no two ids share a bucket and a field.
 TEST(RedisBus, DedupMarkBucketsSplitAnIdWithoutLosingAnyOfIt) {
