@@ -261,9 +261,11 @@ int dlq_replay(const Common& common, const std::string& phase_filter, double rat
       // Who replayed what and when, next to the tenant's data.
       const boost::json::object record{{"by", by}, {"at", at}, {"phase", phase}, {"dead_letter_id", letter.id},
                                        {"msg_id", replacement.id}, {"corr_id", replacement.corr_id}, {"reason", letter.reason}};
-      (void)runtime->kv->set(keys::tenant_key(replacement.tenant_id, "replay", replacement.id), boost::json::serialize(record),
-                             std::chrono::hours{24 * 30});
+      auto kept = runtime->kv->set(keys::tenant_key(replacement.tenant_id, "replay", replacement.id), boost::json::serialize(record),
+                                   std::chrono::hours{24 * 30});
       std::cout << "replayed " << letter.id << " (" << phase << ", msg " << replacement.id << ")\n";
+      // The replay is done either way; only its record is missing, and that is said.
+      if (!kept) std::cerr << "baton: note: replayed " << letter.id << ", but its replay record was not kept: " << kept.error().message() << "\n";
       ++replayed;
       if (pause.count() > 0) std::this_thread::sleep_for(pause);
     }

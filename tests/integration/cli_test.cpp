@@ -41,9 +41,11 @@ struct Run {
   std::string output;
 };
 
-Run baton(const baton::test::RedisServer& server, const std::string& arguments, const std::string& environment = "") {
+// `baton <arguments>` against `server`, its stdout (and, when asked, its stderr) as `output`.
+Run baton(const baton::test::RedisServer& server, const std::string& arguments, const std::string& environment = "",
+          bool with_stderr = false) {
   const std::string command = "BATON_BUS='" + server.url() + "' BATON_KV='" + server.url() + "' " + environment + " " +
-                              BATON_EXECUTABLE + " " + arguments + " 2>/dev/null";
+                              BATON_EXECUTABLE + " " + arguments + (with_stderr ? " 2>&1" : " 2>/dev/null");
   Run run;
   if (FILE* pipe = ::popen(command.c_str(), "r")) {
     std::array<char, 4096> chunk{};
@@ -311,6 +313,12 @@ TEST(Cli, ATenantsRedisUserFencedToItsKeysRunsItsPartitionAndReachesNoOther) {
            std::string::npos;
   })) << baton(server, "dlq list", as_acme + " BATON_PIPELINE_SPACE=acme-0").output;
   EXPECT_EQ(server.cli({"EXISTS", "baton:t:globex:trace:" + other.output.substr(0, 36)}), "0\n");
+  // Replaying it is allowed (the space's keys); its replay record, under the other tenant, is not,
+  // and that is said.
+  const auto replayed = baton(server, "dlq replay --phase plan", as_acme + " BATON_PIPELINE_SPACE=acme-0", true);
+  EXPECT_EQ(replayed.exit_code, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find("1 replayed, 0 skipped"), std::string::npos) << replayed.output;
+  EXPECT_NE(replayed.output.find("but its replay record was not kept: permission denied"), std::string::npos) << replayed.output;
   EXPECT_EQ(worker.stop(), 0);
 }
 
