@@ -93,8 +93,14 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
           return metrics.render([&](std::string& out) {
             out += "# HELP baton_pending Entries delivered and not acked, or waiting to be retried.\n# TYPE baton_pending gauge\n";
             std::string lag = "# HELP baton_lag Entries published and not yet delivered.\n# TYPE baton_lag gauge\n";
+            // A phase whose figures the bus could not read has no pending or lag line; this says so
+            // (1) rather than leaving only an absence to notice.
+            std::string unreadable =
+                "# HELP baton_stats_unreadable 1 when the bus could not read the phase's pending and lag at this scrape.\n"
+                "# TYPE baton_stats_unreadable gauge\n";
             for (const auto& name : selected) {
               auto stats = runtime.bus->topic_stats(pipeline.input_topic(name));
+              unreadable += "baton_stats_unreadable{phase=\"" + name + "\"} " + (stats ? "0" : "1") + "\n";
               if (!stats) continue;
               for (const auto& group : stats->groups) {
                 if (group.name != name) continue;
@@ -103,6 +109,7 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
               }
             }
             out += lag;
+            out += unreadable;
           });
         },
         [&] { return runtime.bus->health().ok && runtime.kv->health().ok; },

@@ -265,6 +265,13 @@ TEST(Cli, RunServesTheReferencePhasesUntilSigtermAndStopsCleanly) {
   EXPECT_NE(metrics.find("baton_ai_requests_total{phase=\"plan\"} 1"), std::string::npos) << metrics;
   EXPECT_TRUE(std::filesystem::exists(storage / "releases" / corr_id / "README.md")) << "the release was not published";
   EXPECT_NE(metrics.find("baton_lag{phase=\"plan\"} 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("baton_stats_unreadable{phase=\"deploy\"} 0"), std::string::npos) << metrics;
+  // Figures Redis refuses to give show as unreadable, not as an empty phase.
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "default", "-xlen"}), "OK\n");
+  const auto refused = baton::test::http_request(port, "/metrics");
+  EXPECT_NE(refused.find("baton_stats_unreadable{phase=\"plan\"} 1"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find("baton_lag{phase=\"plan\"}"), std::string::npos) << refused;
+  ASSERT_EQ(server.cli({"ACL", "SETUSER", "default", "+xlen"}), "OK\n");
 
   EXPECT_EQ(worker.stop(), 0) << "the worker did not exit by itself with 0";
   std::string rest;
