@@ -21,8 +21,10 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   using namespace baton;
   using namespace std::chrono_literals;
-  // The node's config file goes in the server's own folder (its working directory).
-  auto server = std::make_shared<test::RedisServer>(test::RedisServerOptions{
+  // Owned by main alone, so that it stops before the process's statics go (the factories live in
+  // GoogleTest's registry until exit, and the server's folder is in a static registry). The node's
+  // config file goes in the server's own folder, its working directory.
+  auto server = std::make_unique<test::RedisServer>(test::RedisServerOptions{
       .append_only = false, .extra_arguments = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}});
   if (server->cli({"CLUSTER", "ADDSLOTSRANGE", "0", "16383"}) != "OK\n") {
     std::fprintf(stderr, "could not give the node every slot\n");
@@ -33,19 +35,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto options = adapters::redis::parse_redis_url(server->url()).value();
-  contract::register_kv_contract("RedisCluster", [server, options] {
+  contract::register_kv_contract("RedisCluster", [options] {
     contract::KvUnderTest target;
-    auto kv = adapters::redis::make_redis_kv(options);
-    target.kv = std::shared_ptr<ports::KVStore>(kv.release(), [server](ports::KVStore* store) { delete store; });
+    target.kv = adapters::redis::make_redis_kv(options);
     target.clock = &SystemClock::instance();
     target.advance = [](std::chrono::milliseconds) {};  // real time: the suite waits for expiry
     return target;
   });
-  contract::register_bus_contract("RedisCluster", [server, options] {
+  contract::register_bus_contract("RedisCluster", [options] {
     adapters::redis::RedisBusOptions bus_options;
     bus_options.redis = options;
-    auto bus = adapters::redis::make_redis_bus(bus_options);
-    return contract::BusUnderTest{std::shared_ptr<ports::MessageBus>(bus.release(), [server](ports::MessageBus* b) { delete b; })};
+    return contract::BusUnderTest{adapters::redis::make_redis_bus(bus_options)};
   });
   const int failed = RUN_ALL_TESTS();
   // Whatever the cases saw, the server must not have refused anything for crossing slots.
