@@ -229,8 +229,10 @@ class Worker {
     }
     return 0;
   }
-  // SIGTERM, then its exit code; -1 when it did not exit by itself.
+  // SIGTERM, then its exit code; -1 when it did not exit by itself (or was stopped before: a pid
+  // of -1 would signal every process of the user).
   int stop() {
+    if (pid_ <= 0) return -1;
     ::kill(pid_, SIGTERM);
     int status = 0;
     ::waitpid(pid_, &status, 0);
