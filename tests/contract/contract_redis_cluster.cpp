@@ -10,28 +10,21 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "baton/adapters/redis/redis_bus.hpp"
 #include "baton/adapters/redis/redis_kv.hpp"
 #include "contract.hpp"
-#include "support/recorder.hpp"
 #include "support/redis_server.hpp"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   using namespace baton;
-  using namespace std::chrono_literals;
   // Owned by main alone, so that it stops before the process's statics go (the factories live in
-  // GoogleTest's registry until exit, and the server's folder is in a static registry). The node's
-  // config file goes in the server's own folder, its working directory.
-  auto server = std::make_unique<test::RedisServer>(test::RedisServerOptions{
-      .append_only = false, .extra_arguments = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}});
-  if (server->cli({"CLUSTER", "ADDSLOTSRANGE", "0", "16383"}) != "OK\n") {
-    std::fprintf(stderr, "could not give the node every slot\n");
-    return 1;
-  }
-  if (!test::eventually([&] { return server->cli({"CLUSTER", "INFO"}).find("cluster_state:ok") != std::string::npos; }, 15s)) {
-    std::fprintf(stderr, "the one-node cluster did not come up: %s\n", server->cli({"CLUSTER", "INFO"}).c_str());
+  // GoogleTest's registry until exit, and the server's folder is in a static registry).
+  auto server = std::make_unique<test::RedisServer>(test::one_node_cluster_options());
+  if (const auto failed = test::serve_every_slot(*server)) {
+    std::fprintf(stderr, "no one-node cluster: %s\n", failed->c_str());
     return 1;
   }
   const auto options = adapters::redis::parse_redis_url(server->url()).value();

@@ -331,6 +331,32 @@ TEST(Cli, ATenantsRedisUserFencedToItsKeysRunsItsPartitionAndReachesNoOther) {
   EXPECT_EQ(worker.stop(), 0);
 }
 
+// The reference pipeline on a one-node Redis Cluster (support/redis_server.hpp): every step of
+// the phases, the hand-offs and the KV work they do stays within one slot.
+TEST(Cli, TheReferencePipelineRunsOnAOneNodeRedisCluster) {
+  baton::test::RedisServer server(baton::test::one_node_cluster_options());
+  const auto failed = baton::test::serve_every_slot(server);
+  ASSERT_FALSE(failed) << *failed;
+  const auto storage = server.directory() / "storage";
+  const std::string environment = "BATON_STORAGE_ROOT=" + storage.string();
+  Worker worker({"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), environment}, {"run"});
+  ASSERT_EQ(worker.next_line(), "running phases: plan code certify deploy\n");
+  std::vector<std::string> corr_ids;
+  for (int n = 0; n < 3; ++n) {
+    const auto submitted = baton(server, "submit 'task " + std::to_string(n) + "'", environment);
+    ASSERT_EQ(submitted.exit_code, 0);
+    corr_ids.push_back(submitted.output.substr(0, 36));
+  }
+  for (const auto& corr_id : corr_ids) {
+    EXPECT_TRUE(baton::test::eventually([&] {
+      return baton(server, "trace " + corr_id, environment).output.find("now: completed") != std::string::npos;
+    })) << baton(server, "trace " + corr_id, environment).output;
+  }
+  EXPECT_EQ(baton(server, "status", environment).exit_code, 0);
+  EXPECT_EQ(worker.stop(), 0);
+  EXPECT_EQ(server.cli({"INFO", "errorstats"}).find("CROSSSLOT"), std::string::npos) << server.cli({"INFO", "errorstats"});
+}
+
 // The children of `parent` named `name` (from /proc: the comm field and the parent pid of each).
 std::vector<pid_t> children_named(pid_t parent, const std::string& name) {
   std::vector<pid_t> found;
