@@ -5,10 +5,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "baton/app/local_redis.hpp"
 #include "support/certificates.hpp"
+#include "support/recorder.hpp"
 
 namespace baton::test {
 
@@ -37,12 +37,10 @@ inline RedisServerOptions one_node_cluster_options() {
 // seconds after its start at the soonest). When it does not, returns what the node said.
 inline std::optional<std::string> serve_every_slot(const RedisServer& server) {
   if (const auto added = server.cli({"CLUSTER", "ADDSLOTSRANGE", "0", "16383"}); added != "OK\n") return "CLUSTER ADDSLOTSRANGE: " + added;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{15};
   std::string info;
-  while (std::chrono::steady_clock::now() < deadline) {
-    info = server.cli({"CLUSTER", "INFO"});
-    if (info.find("cluster_state:ok") != std::string::npos) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  if (eventually([&] { return (info = server.cli({"CLUSTER", "INFO"})).find("cluster_state:ok") != std::string::npos; },
+                 std::chrono::seconds{15})) {
+    return std::nullopt;
   }
   return "the cluster did not come up: " + info;
 }

@@ -1590,7 +1590,8 @@ Result<std::size_t> remove_topic_keys(const RedisBusOptions& options, std::strin
   const bool no_stream = !groups && groups.error().message().find("ERR no such key") != std::string::npos;
   if (!groups && !no_stream) return std::move(groups).error();
   std::vector<std::string> doomed{keys.stream, keys.dead_letters};
-  for (const auto& group : no_stream ? std::vector<Reply>{} : groups->elements) {
+  const std::vector<Reply> no_groups;
+  for (const auto& group : no_stream ? no_groups : groups->elements) {
     std::string name;
     for (std::size_t i = 0; i + 1 < group.elements.size(); i += 2) {
       if (group.elements[i].text == "name") name = group.elements[i + 1].text;
