@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "connection/connection.hpp"
 #include "detail/resp.hpp"
 
 namespace baton::adapters::redis::detail {
@@ -103,6 +104,28 @@ TEST(Resp, StaysBrokenAfterAnError) {
   parser.feed("?bad\r\n+OK\r\n");
   EXPECT_FALSE(parser.next());
   EXPECT_FALSE(parser.next());
+}
+
+Reply error_reply(std::string text) { return Reply{.kind = Reply::Kind::error, .text = std::move(text)}; }
+
+TEST(ErrorReplies, AreTypedByTheirPrefixAndNameTheirCommand) {
+  const auto denied = error_from_reply("XLEN", error_reply("NOPERM this user has no permissions to access one of the keys"));
+  EXPECT_EQ(denied, errc::permission_denied);
+  EXPECT_EQ(denied.message(), "permission denied: XLEN: NOPERM this user has no permissions to access one of the keys");
+  EXPECT_EQ(error_from_reply("GET", error_reply("LOADING Redis is loading the dataset in memory")), errc::unavailable);
+  EXPECT_EQ(error_from_reply("XADD", error_reply("ERR something else")), errc::invalid_argument);
+}
+
+// Pointed at one node of a cluster of several shards, a key of another shard's slot comes back as
+// a redirect, which alone reads like a fault of the key or the command.
+TEST(ErrorReplies, AClusterRedirectSaysBatonDoesNotFollowIt) {
+  for (const std::string redirect : {"MOVED 13606 127.0.0.1:6392", "ASK 13606 127.0.0.1:6392"}) {
+    const auto error = error_from_reply("EVALSHA", error_reply(redirect));
+    EXPECT_EQ(error, errc::invalid_argument) << "a redirect does not go away by waiting";
+    EXPECT_EQ(error.message(), "invalid argument: EVALSHA: " + redirect +
+                                   " (the key's slot is served by another node of this Redis Cluster; Baton does not follow"
+                                   " cluster redirects yet: use a standalone server or a cluster of one shard)");
+  }
 }
 
 }  // namespace

@@ -101,6 +101,13 @@ Error error_from_reply(std::string_view command, const Reply& reply) {
   else if (prefix == "WRONGTYPE") code = errc::wrong_type;
   else if (prefix == "NOSCRIPT" || prefix == "NOGROUP") code = errc::not_found;
   else if (prefix == "BUSYGROUP") code = errc::conflict;
+  // A node of a Redis Cluster of several shards, pointing elsewhere: said in words, since the
+  // reply alone reads like a fault of the key or the command. Waiting does not change it.
+  if (prefix == "MOVED" || prefix == "ASK") {
+    return {code, std::string(command) + ": " + std::string(text) +
+                      " (the key's slot is served by another node of this Redis Cluster; Baton does not follow cluster"
+                      " redirects yet: use a standalone server or a cluster of one shard)"};
+  }
   return {code, std::string(command) + ": " + std::string(text)};
 }
 

@@ -92,7 +92,8 @@ class Connection {
 // A Redis error reply as a typed Error: NOAUTH/WRONGPASS -> auth_failed, NOPERM -> permission_denied,
 // OOM -> resource_exhausted, LOADING/BUSY/MASTERDOWN/TRYAGAIN/CLUSTERDOWN/READONLY -> unavailable,
 // WRONGTYPE -> wrong_type, NOSCRIPT/NOGROUP -> not_found, BUSYGROUP -> conflict, anything else ->
-// invalid_argument. The detail is "<COMMAND>: <Redis's message>".
+// invalid_argument. The detail is "<COMMAND>: <Redis's message>"; a cluster redirect (MOVED, ASK)
+// also says that Baton does not follow them yet.
 Error error_from_reply(std::string_view command, const Reply& reply);
 
 }  // namespace baton::adapters::redis::detail
