@@ -333,7 +333,7 @@ int main(int argc, char** argv) {
                             "Messages published just before them, counted for lost and duplicated but not measured (default: a tenth of --messages)");
   bench_command->add_option("--producers", bench_options.producers, "Publishing threads (1-256)")->capture_default_str();
   bench_command->add_option("--consumers", bench_options.consumers, "Handlers at once, 1-1024 (per phase in pipeline mode)")->capture_default_str();
-  bench_command->add_option("--payload-bytes", bench_options.payload_bytes, "Payload size, up to the envelope limit of 1048576")->capture_default_str();
+  bench_command->add_option("--payload-bytes", bench_options.payload_bytes, "Payload size, up to the envelope limit of " + std::to_string(CodecLimits{}.max_payload_bytes))->capture_default_str();
   bench_command->add_option("--rate", bench_options.rate, "Messages per second to pace the producers at (0: flat out)")->capture_default_str();
   bench_command->add_flag("--json", bench_options.json, "No progress bar; the JSON object is the last line either way");
 
