@@ -12,8 +12,12 @@ DeadlineWatch::~DeadlineWatch() {
 std::uint64_t DeadlineWatch::watch(Time deadline, std::stop_source source) {
   std::lock_guard lock(mutex_);
   const auto id = next_++;
+  // The watch thread sleeps until the earliest deadline, so only a new earliest one must wake it.
+  // Handlers of one phase share a timeout, so most deadlines come after those already waiting, and
+  // waking the thread for each would cost two context switches per message for nothing.
+  const bool earliest = pending_.empty() || deadline < pending_.begin()->first;
   pending_.emplace(deadline, std::make_pair(id, std::move(source)));
-  changed_.notify_all();
+  if (earliest) changed_.notify_all();
   return id;
 }
 
