@@ -763,6 +763,33 @@ TEST(RedisBus, SlowHandlersShareTheWorkAcrossConsumers) {
   EXPECT_GE(handled_by["b"], 10) << "the later consumer got " << handled_by["b"] << " of 40: the first one held the rest";
 }
 
+// With handlers slower than the reads, a reader that read as soon as one place freed read an entry
+// or two per round trip (and began them in one more): these 120 entries took 68-94 reads. It waits
+// for room for half its capacity now (23 reads here), so each read brings several.
+TEST(RedisBus, HandlersSlowerThanTheReadsAreFedSeveralEntriesPerRead) {
+  RedisServer server({.append_only = false});
+  const std::string topic = test::unique_name("refill");
+  auto options = bus_options(server, 30s);
+  auto bus = make_redis_bus(options);
+  constexpr int count = 120;
+  ASSERT_EQ(publish_numbered(*bus, topic, count).size(), static_cast<std::size_t>(count));
+  ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK\n");
+  std::atomic<int> handled{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    std::this_thread::sleep_for(5ms);
+    ++handled;
+    return {};
+  }, durable("workers", "only"));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(test::eventually([&] { return handled.load() == count; }, 30s)) << handled.load() << " of " << count;
+  subscription->stop();
+  const auto stats = server.cli({"INFO", "commandstats"});
+  const auto at = stats.find("cmdstat_xreadgroup:calls=");
+  ASSERT_NE(at, std::string::npos) << stats;
+  const auto reads = std::stoi(stats.substr(at + std::string_view("cmdstat_xreadgroup:calls=").size()));
+  EXPECT_LE(reads, count / 3) << reads << " reads for " << count << " entries";
+}
+
 TEST(RedisBus, ASlowHandlerIsNotRunTwice) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("slow");

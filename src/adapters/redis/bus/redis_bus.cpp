@@ -446,13 +446,19 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Entries waiting to start and outcomes waiting for the group commit both count: a slow Redis
   // slows the reads down instead of piling work up in memory. So does room a reader took for a
   // read in progress (up to `most`), until it gives it back with release_room once the entries
-  // are queued.
+  // are queued. A reader waits for room for half the capacity (or `most`), not for the first free
+  // place: with handlers slower than the reads, taking each place as it freed made every read and
+  // every begin carry one entry, a round trip each, and woke the reader once per entry
+  // (docs/BENCHMARKS.md, round 15). Half is still queued when it reads, so no worker idles for it.
+  // Returns 0 when `until` comes first.
   std::size_t wait_for_room(std::chrono::steady_clock::time_point until, std::size_t most) {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = this->capacity();
+    const std::size_t wanted = std::clamp<std::size_t>(capacity / 2, 1, std::max<std::size_t>(most, 1));
     const auto held = [&] { return queue_.size() + commits_.size() + reading_; };
-    room_.wait_until(lock, stop_.get_token(), until, [&] { return held() < capacity; });
-    const std::size_t room = held() < capacity ? std::min(most, capacity - held()) : 0;
+    const auto enough = [&] { return held() + wanted <= capacity; };
+    room_.wait_until(lock, stop_.get_token(), until, enough);
+    const std::size_t room = enough() ? std::min(most, capacity - held()) : 0;
     reading_ += room;
     return room;
   }
