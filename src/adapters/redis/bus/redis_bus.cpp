@@ -454,8 +454,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::size_t wait_for_room(std::chrono::steady_clock::time_point until, std::size_t most) {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = this->capacity();
-    const std::size_t wanted = std::clamp<std::size_t>(capacity / 2, 1, std::max<std::size_t>(most, 1));
-    const auto held = [&] { return queue_.size() + commits_.size() + reading_; };
+    const std::size_t wanted = room_wanted(capacity, most);
     const auto enough = [&] { return held() + wanted <= capacity; };
     room_.wait_until(lock, stop_.get_token(), until, enough);
     const std::size_t room = enough() ? std::min(most, capacity - held()) : 0;
@@ -463,11 +462,32 @@ class RedisSubscription final : public ports::Subscription::Control {
     return room;
   }
 
+  static std::size_t room_wanted(std::size_t capacity, std::size_t most) {
+    return std::clamp<std::size_t>(capacity / 2, 1, std::max<std::size_t>(most, 1));
+  }
+
+  // Caller holds mutex_.
+  std::size_t held() const { return queue_.size() + commits_.size() + reading_; }
+
+  // Whether a reader waiting for room may read now: woken before that, it would only go back to
+  // sleep, a context switch for nothing on every entry a worker takes. Caller holds mutex_; the
+  // caller notifies room_ after unlocking, so the woken reader does not block on mutex_ at once.
+  // It notifies every reader: with one woken, the further readers of a backlog could wait out
+  // their whole BLOCK time while the first took each round of room.
+  bool room_for_a_read() const {
+    const std::size_t capacity = this->capacity();
+    return held() + room_wanted(capacity, shared_->options.read_count) <= capacity;
+  }
+
   void release_room(std::size_t room) {
     if (room == 0) return;
-    std::lock_guard lock(mutex_);
-    reading_ -= room;
-    room_.notify_one();
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      reading_ -= room;
+      wake = room_for_a_read();
+    }
+    if (wake) room_.notify_all();
   }
 
   // One XREADGROUP over the topic and the group's redelivery stream (see ReadPlan); with `next`,
@@ -878,6 +898,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   void work_loop() {
     while (true) {
       std::deque<Entry> share;
+      bool wake_reader = false;
       {
         std::unique_lock lock(mutex_);
         // Once stop is asked for, no new handler starts (what is queued is handed back by stop()).
@@ -888,8 +909,9 @@ class RedisSubscription final : public ports::Subscription::Control {
           share.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
-        room_.notify_one();
+        wake_reader = room_for_a_read();
       }
+      if (wake_reader) room_.notify_all();
       std::vector<Completion> outcomes;
       outcomes.reserve(share.size());
       auto oldest = std::chrono::steady_clock::now();
@@ -930,8 +952,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   void forget(const Entry& entry) { running_.erase(Held::of(entry)); }
 
   void commit(std::vector<Completion> completions) {
-    std::lock_guard lock(mutex_);
-    for (auto& completion : completions) commits_.push_back(std::move(completion));
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& completion : completions) commits_.push_back(std::move(completion));
+    }
     commit_ready_.notify_one();
   }
 
@@ -940,6 +964,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   void commit_loop() {
     while (true) {
       std::vector<Completion> batch;
+      bool wake_reader = false;
       {
         std::unique_lock lock(mutex_);
         commit_ready_.wait(lock, [&] { return !commits_.empty() || workers_done_; });
@@ -949,8 +974,9 @@ class RedisSubscription final : public ports::Subscription::Control {
           batch.push_back(std::move(commits_.front()));
           commits_.pop_front();
         }
-        room_.notify_one();
+        wake_reader = room_for_a_read();
       }
+      if (wake_reader) room_.notify_all();
       record(batch);
       std::lock_guard lock(mutex_);
       for (const auto& completion : batch) forget(completion.entry);
