@@ -95,6 +95,22 @@ long long stream_length(const RedisServer& server, const std::string& topic) {
   return std::stoll(server.cli({"XLEN", stream_key(topic)}));
 }
 
+// What follows `name` in a listing of redis-cli's (a name on one line, its value on the next).
+std::string value_after(const std::string& listing, const std::string& name) {
+  const auto at = listing.find(name + "\n");
+  if (at == std::string::npos) return std::string();
+  const auto value = at + name.size() + 1;
+  return listing.substr(value, listing.find('\n', value) - value);
+}
+
+// Every entry of the stream at `key` read by the group (of one group) and acked: nothing pending
+// alone is also true before the group has read anything.
+bool all_read_and_acked(const RedisServer& server, const std::string& key, const std::string& group) {
+  return server.cli({"XPENDING", key, group}).starts_with("0\n") &&
+         value_after(server.cli({"XINFO", "GROUPS", key}), "last-delivered-id") ==
+             value_after(server.cli({"XINFO", "STREAM", key}), "last-generated-id");
+}
+
 std::int64_t effect_count(ports::KVStore& kv, const std::string& id) {
   auto value = kv.get("effect:" + id);
   if (!value || !*value) return 0;
@@ -417,7 +433,7 @@ TEST(RedisBus, AMarkBucketWithoutItsExpiryIsReported) {
   const auto envelope = make_envelope("test.noexpiry", boost::json::value{{"n", 1}});
   ASSERT_TRUE(bus->publish(topic, envelope));
   ASSERT_TRUE(bus->publish(topic, envelope));
-  ASSERT_TRUE(test::eventually([&] { return server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
+  ASSERT_TRUE(test::eventually([&] { return all_read_and_acked(server, stream_key(topic), "workers"); }, 10s));
   EXPECT_EQ(calls.load(), 1) << "dedup stopped working";
   EXPECT_EQ(server.cli({"PTTL", stream_key(topic) + ":mark:workers:" + dedup_mark_bucket(envelope.id)}), "-1\n");
   EXPECT_TRUE(log.has_line_with({"could not set the expiry of dedup marks", "NOPERM"})) << "no warning logged";
@@ -558,7 +574,7 @@ TEST(RedisBus, ADedupMarkLastsTheDedupWindowAndNoLonger) {
   EXPECT_LE(ttl, 1500);
   // Within the window a duplicate is skipped; after it, the id is new again.
   ASSERT_TRUE(bus->publish(topic, envelope));
-  ASSERT_TRUE(test::eventually([&] { return stream_length(server, topic) == 2 && server.cli({"XPENDING", stream_key(topic), "workers"}).starts_with("0\n"); }, 10s));
+  ASSERT_TRUE(test::eventually([&] { return stream_length(server, topic) == 2 && all_read_and_acked(server, stream_key(topic), "workers"); }, 10s));
   EXPECT_EQ(calls.load(), 1) << "a duplicate within the window ran";
   ASSERT_TRUE(test::eventually([&] { return server.cli({"EXISTS", bucket}) == "0\n"; }, 10s));
   ASSERT_TRUE(bus->publish(topic, envelope));
@@ -614,19 +630,8 @@ void drop_a_mark_between_its_set_and_its_read(bool carrier_retried) {
 
   // Settled: every entry of both streams read by the group and acked, and no retry waiting; then
   // nothing is left that could run the id again.
-  const auto value_after = [](const std::string& listing, const std::string& name) {  // redis-cli: a name, then its value
-    const auto at = listing.find(name + "\n");
-    if (at == std::string::npos) return std::string();
-    const auto value = at + name.size() + 1;
-    return listing.substr(value, listing.find('\n', value) - value);
-  };
-  const auto all_read_and_acked = [&](const std::string& key) {
-    return server.cli({"XPENDING", key, "workers"}).starts_with("0\n") &&
-           value_after(server.cli({"XINFO", "GROUPS", key}), "last-delivered-id") ==
-               value_after(server.cli({"XINFO", "STREAM", key}), "last-generated-id");
-  };
   const auto settled = [&] {
-    return all_read_and_acked(stream) && all_read_and_acked(stream + ":redeliver:workers") &&
+    return all_read_and_acked(server, stream, "workers") && all_read_and_acked(server, stream + ":redeliver:workers", "workers") &&
            server.cli({"ZCARD", stream + ":retry:workers"}) == "0\n";
   };
   EXPECT_TRUE(test::eventually([&] { return calls > 0 && settled(); }, 10s)) << calls.load() << " calls";
