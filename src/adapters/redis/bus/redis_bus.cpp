@@ -446,15 +446,15 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Entries waiting to start and outcomes waiting for the group commit both count: a slow Redis
   // slows the reads down instead of piling work up in memory. So does room a reader took for a
   // read in progress (up to `most`), until it gives it back with release_room once the entries
-  // are queued. A reader waits for room for half the capacity (or `most`), not for the first free
-  // place: with handlers slower than the reads, taking each place as it freed made every read and
-  // every begin carry one entry, a round trip each, and woke the reader once per entry
-  // (docs/BENCHMARKS.md, round 15). Half is still queued when it reads, so no worker idles for it.
-  // Returns 0 when `until` comes first.
+  // are queued. A reader waits for room for half the capacity (or a whole read), not for the
+  // first free place: with handlers slower than the reads, taking each place as it freed made
+  // every read and every begin carry one entry, a round trip each, and woke the reader once per
+  // entry (docs/BENCHMARKS.md, round 15). Half is still queued when it reads, so no worker idles
+  // for it. Returns 0 when `until` comes first.
   std::size_t wait_for_room(std::chrono::steady_clock::time_point until, std::size_t most) {
     std::unique_lock lock(mutex_);
     const std::size_t capacity = this->capacity();
-    const std::size_t wanted = room_wanted(capacity, most);
+    const std::size_t wanted = room_wanted(capacity);
     const auto enough = [&] { return held() + wanted <= capacity; };
     room_.wait_until(lock, stop_.get_token(), until, enough);
     const std::size_t room = enough() ? std::min(most, capacity - held()) : 0;
@@ -462,8 +462,9 @@ class RedisSubscription final : public ports::Subscription::Control {
     return room;
   }
 
-  static std::size_t room_wanted(std::size_t capacity, std::size_t most) {
-    return std::clamp<std::size_t>(capacity / 2, 1, std::max<std::size_t>(most, 1));
+  // The room a reader waits for; the waker (room_for_a_read) asks the same, so the two agree.
+  std::size_t room_wanted(std::size_t capacity) const {
+    return std::clamp<std::size_t>(capacity / 2, 1, std::max<std::size_t>(shared_->options.read_count, 1));
   }
 
   // Caller holds mutex_.
@@ -476,7 +477,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // their whole BLOCK time while the first took each round of room.
   bool room_for_a_read() const {
     const std::size_t capacity = this->capacity();
-    return held() + room_wanted(capacity, shared_->options.read_count) <= capacity;
+    return held() + room_wanted(capacity) <= capacity;
   }
 
   void release_room(std::size_t room) {
