@@ -387,6 +387,9 @@ int run_demo(const DemoOptions& options) {
   const auto elapsed = std::chrono::duration<double>(SteadyClock::now() - began).count();
   // A late duplicate would come from a reclaim: give one reclaim period to show up before counting.
   if (!in_process) std::this_thread::sleep_for(demo_reclaim_idle + 1s);
+  // Every task settled: the phases in this process stop here, which also writes their last trace
+  // events (they are written in batches, behind the hand-offs) before the traces are read below.
+  for (auto& phase : local_phases) phase->stop();
 
   const auto tally = count(*runtime, submitted, ledger.counts());
 
@@ -453,7 +456,6 @@ int run_demo(const DemoOptions& options) {
   }
 
   ledger.stop();
-  for (auto& phase : local_phases) phase->stop();
   for (auto& worker : workers) worker->terminate();
   runtime->bus.reset();
   redis.reset();

@@ -43,17 +43,23 @@ std::string trace_key(std::string_view tenant_id, std::string_view corr_id) {
   return keys::tenant_key(tenant_id, "trace", corr_id);
 }
 
-Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id,
-                                boost::json::object event) {
+std::string trace_item(boost::json::object event) {
   if (!event.contains("at")) {
     event["at"] = format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now()));
   }
-  const auto key = trace_key(tenant_id, corr_id);
-  const auto item = boost::json::serialize(event);
+  return boost::json::serialize(event);
+}
+
+Result<void> append_trace_item(ports::KVStore& kv, const std::string& key, std::string_view item) {
   auto appended = kv.append(key, item, max_trace_events, trace_ttl);
   if (appended || appended.error() != errc::wrong_type) return appended;
-  if (auto converted = convert_array_trace(kv, key, corr_id); !converted) return converted;
+  if (auto converted = convert_array_trace(kv, key, key); !converted) return converted;
   return kv.append(key, item, max_trace_events, trace_ttl);
+}
+
+Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id,
+                                boost::json::object event) {
+  return append_trace_item(kv, trace_key(tenant_id, corr_id), trace_item(std::move(event)));
 }
 
 Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id) {

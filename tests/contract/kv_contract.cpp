@@ -331,6 +331,42 @@ void lists_and_values_do_not_mix(KvCase& t) {
   EXPECT_TRUE(gone->empty());
 }
 
+void append_each_appends_in_order_and_fails_only_the_bad_ones(KvCase& t) {
+  ASSERT_TRUE(t.kv().set(t.key("value"), "text"));
+  const std::vector<ports::ListAppend> batch{
+      {t.key("a"), "1", 0, ports::no_ttl},
+      {t.key("b"), "x", 0, ports::no_ttl},
+      {t.key("value"), "refused", 0, ports::no_ttl},  // a value, not a list
+      {"", "refused", 0, ports::no_ttl},              // no key
+      {t.key("a"), "2", 0, ports::no_ttl},
+      {t.key("capped"), "1", 2, ports::no_ttl},
+      {t.key("capped"), "2", 2, ports::no_ttl},
+      {t.key("capped"), "3", 2, ports::no_ttl},
+      {t.key("brief"), "gone", 0, 200ms},
+      {t.key("a"), "3", 0, ports::no_ttl},
+  };
+  const auto results = t.kv().append_each(batch);
+  ASSERT_EQ(results.size(), batch.size());
+  for (const std::size_t i : {0u, 1u, 4u, 5u, 6u, 7u, 8u, 9u}) EXPECT_TRUE(results[i]) << i << ": " << results[i].error().message();
+  ASSERT_FALSE(results[2]);
+  EXPECT_EQ(results[2].error(), errc::wrong_type) << results[2].error().message();
+  EXPECT_NE(results[2].error().message().find(t.key("value")), std::string::npos) << results[2].error().message();
+  ASSERT_FALSE(results[3]);
+  EXPECT_EQ(results[3].error(), errc::invalid_argument) << results[3].error().message();
+
+  EXPECT_EQ(*t.kv().items(t.key("a")), (Items{"1", "2", "3"}));
+  EXPECT_EQ(*t.kv().items(t.key("b")), (Items{"x"}));
+  EXPECT_EQ(*t.kv().items(t.key("capped")), (Items{"2", "3"}));
+  EXPECT_EQ((*t.kv().get(t.key("value")))->value, "text");
+  EXPECT_EQ(*t.kv().items(t.key("brief")), (Items{"gone"}));
+  t.advance(250ms);
+  EXPECT_TRUE(test::eventually([&] {
+    auto items = t.kv().items(t.key("brief"));
+    return items && items->empty();
+  }, 5s)) << "a batched append ignored its TTL";
+  EXPECT_TRUE(t.kv().append_each({}).empty());
+}
+
 void append_loses_nothing_under_8_threads(KvCase& t) {
   constexpr int threads = 8;
   constexpr int per_thread = 50;
@@ -496,6 +532,7 @@ constexpr detail::NamedCase<KvCase> kv_cases[] = {
     {"KvAppendWithTtlExpiresAndWithoutKeepsTheTtl", append_with_ttl_expires_and_without_keeps_the_ttl},
     {"KvListsAndValuesDoNotMix", lists_and_values_do_not_mix},
     {"KvAppendLosesNothingUnder8Threads", append_loses_nothing_under_8_threads},
+    {"KvAppendEachAppendsInOrderAndFailsOnlyTheBadOnes", append_each_appends_in_order_and_fails_only_the_bad_ones},
     {"DedupSaysFirstOnceUnder8Threads", dedup_says_first_once_under_8_threads},
     {"OnceRunsExactlyOnceUnder8Threads", once_runs_exactly_once_under_8_threads},
     {"OnceServesTheStoredResultLater", once_serves_the_stored_result_later},

@@ -1308,6 +1308,40 @@ TEST(RedisKv, ScriptsRunByHashAndComeBackAfterTheCacheIsFlushed) {
   EXPECT_NE(server.cli({"INFO", "commandstats"}).find("cmdstat_evalsha"), std::string::npos);
 }
 
+// A batch of appends is pipelined by hash: a server that forgot the script refuses every one of
+// them, and they are made again in their order.
+TEST(RedisKv, BatchedAppendsComeBackInOrderAfterTheCacheIsFlushed) {
+  RedisServer server({.append_only = false});
+  auto kv = make_redis_kv(bus_options(server).redis);
+  ASSERT_TRUE(kv->append("log", "0", 0));
+  server.cli({"SCRIPT", "FLUSH"});
+  const std::vector<ports::ListAppend> batch{{"log", "1"}, {"other", "a"}, {"log", "2"}, {"log", "3"}};
+  for (const auto& result : kv->append_each(batch)) EXPECT_TRUE(result) << result.error().message();
+  EXPECT_EQ(*kv->items("log"), (std::vector<std::string>{"0", "1", "2", "3"}));
+  EXPECT_EQ(*kv->items("other"), (std::vector<std::string>{"a"}));
+}
+
+// A batch is one round trip, not one per append: the server takes the 200 appends in a few reads
+// (its read buffer holds 16 KB), where one by one they would be 200.
+TEST(RedisKv, ABatchOfAppendsIsOneRoundTrip) {
+  RedisServer server({.append_only = false});
+  auto kv = make_redis_kv(bus_options(server).redis);
+  ASSERT_TRUE(kv->append("warm", "script loaded", 0));
+  std::vector<ports::ListAppend> batch;
+  for (int i = 0; i < 200; ++i) batch.push_back({"log", std::to_string(i)});
+  const auto reads = [&] {
+    const auto stats = server.cli({"INFO", "stats"});
+    const std::string field = "total_reads_processed:";
+    return std::stoll(stats.substr(stats.find(field) + field.size()));
+  };
+  const auto reads_before = reads();
+  for (const auto& result : kv->append_each(batch)) ASSERT_TRUE(result) << result.error().message();
+  const auto reads_taken = reads() - reads_before - 1;  // less the INFO call's own read
+  EXPECT_EQ(kv->items("log")->size(), 200u);
+  EXPECT_EQ(command_calls(server, "evalsha"), 201);
+  EXPECT_LT(reads_taken, 20) << "the appends were not pipelined";
+}
+
 // The bus's scripts are sent by hash, some of them pipelined with a read: after the server forgot
 // them (SCRIPT FLUSH, or a restart), retries still come back.
 TEST(RedisBus, RetriesComeBackAfterTheScriptCacheIsFlushed) {

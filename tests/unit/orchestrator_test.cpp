@@ -198,6 +198,8 @@ TEST_F(OrchestratorTest, EveryAttemptIsTracedUnderItsCorrelationId) {
   const auto broken = submit("broken");
   ASSERT_TRUE(completed_.wait_for_count(1));
   dead_letters_of("plan", 1);
+  // Traces are written behind the hand-offs, in batches.
+  EXPECT_TRUE(test::eventually([&] { return trace_events(flaky).size() == 3; }));
   EXPECT_EQ(trace_events(flaky), (std::vector<std::string>{"failed:plan", "handled:plan", "handled:count"}));
   EXPECT_TRUE(test::eventually([&] { return trace_events(broken).size() == 3; }));
   EXPECT_EQ(trace_events(broken), (std::vector<std::string>{"failed:plan", "failed:plan", "dead_lettered:plan"}));

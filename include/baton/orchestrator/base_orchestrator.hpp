@@ -28,6 +28,7 @@
 #include "baton/orchestrator/metrics.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "baton/orchestrator/trace.hpp"
+#include "baton/orchestrator/trace_writer.hpp"
 #include "baton/ports/ai_api.hpp"
 #include "baton/ports/command_runner.hpp"
 #include "baton/ports/kv_store.hpp"
@@ -96,7 +97,8 @@ class BaseOrchestrator {
  public:
   BaseOrchestrator(Ports phase_ports, PhaseOptions options)
       : ports_(phase_ports), options_(std::move(options)), logger_(log::Logger().child(options_.name)),
-        metrics_(options_.metrics ? &options_.metrics->phase(options_.name) : nullptr) {
+        metrics_(options_.metrics ? &options_.metrics->phase(options_.name) : nullptr),
+        traces_(ports_.kv ? std::make_unique<TraceWriter>(*ports_.kv) : nullptr) {
     if (options_.output_type.empty()) options_.output_type = options_.output_topic;
   }
   virtual ~BaseOrchestrator() = default;  // derived classes call stop() in theirs (handle() is theirs)
@@ -124,9 +126,11 @@ class BaseOrchestrator {
     return {};
   }
 
+  // Also writes the trace events its handlers recorded.
   void stop() {
     if (!subscription_.active()) return;
     subscription_.stop();
+    if (traces_) traces_->flush();
     logger_.info("phase stopped");
   }
 
@@ -210,23 +214,22 @@ class BaseOrchestrator {
     return !retryable || (options_.retry.max_attempts > 0 && envelope.attempts >= static_cast<std::uint32_t>(options_.retry.max_attempts));
   }
 
-  // Best effort: a trace that cannot be written never fails the message.
+  // Best effort, and off the handler's path (TraceWriter): a trace never fails or delays the message.
   void trace(const JsonEnvelope& envelope, const char* event, std::int64_t elapsed_ms, boost::json::object extra) {
-    if (!ports_.kv) return;
+    if (!traces_) return;
     extra["event"] = event;
     extra["phase"] = options_.name;
     extra["msg_id"] = envelope.id;
     extra["attempt"] = envelope.attempts;
     extra["elapsed_ms"] = elapsed_ms;
-    if (auto recorded = record_trace_event(*ports_.kv, envelope.tenant_id, envelope.corr_id, std::move(extra)); !recorded) {
-      logger_.for_message(envelope).warn("trace not recorded", {{"error", recorded.error().message()}});
-    }
+    traces_->record(envelope.tenant_id, envelope.corr_id, std::move(extra));
   }
 
   Ports ports_;
   PhaseOptions options_;
   log::Logger logger_;
   PhaseMetrics* metrics_;
+  std::unique_ptr<TraceWriter> traces_;  // before the subscription: its handlers record until it goes
   DeadlineWatch deadlines_;
   ports::Subscription subscription_;
 };

@@ -5,7 +5,9 @@
 //   {"event":"handled"|"failed"|"timed_out"|"dead_lettered","phase":...,"msg_id":...,"attempt":N,
 //    "at":...,"elapsed_ms":N[,"error":...][,"next_msg_id":...,"to":...]}
 // Recording is diagnostic, not part of the hand-off: an attempt whose outcome a crash undid may
-// still show, followed by the attempt that replaced it.
+// still show, followed by the attempt that replaced it. Phases record through a TraceWriter
+// (trace_writer.hpp), which writes in batches: a process killed outright loses the events it had
+// not written yet.
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -22,6 +24,13 @@ inline constexpr std::size_t max_trace_events = 500;
 inline constexpr std::chrono::hours trace_ttl{24 * 7};
 
 std::string trace_key(std::string_view tenant_id, std::string_view corr_id);
+
+// The stored form of an event: its JSON, with "at" (now) added when it has none.
+std::string trace_item(boost::json::object event);
+
+// Appends a stored event (trace_item) to the trace at `key` (trace_key), keeping the newest
+// max_trace_events; a trace an earlier version wrote is turned into a list first.
+Result<void> append_trace_item(ports::KVStore& kv, const std::string& key, std::string_view item);
 
 // Appends an event: one KVStore::append, keeping the newest max_trace_events. Adds "at" when the
 // event has none. A trace an earlier version wrote (one value holding a JSON array) is turned

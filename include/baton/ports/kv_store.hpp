@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,14 @@ inline constexpr std::chrono::milliseconds no_ttl{0};
 struct VersionedValue {
   std::string value;
   Version version = absent_version;
+};
+
+// One append of KVStore::append_each: the arguments `append` takes.
+struct ListAppend {
+  std::string key;
+  std::string item;
+  std::size_t keep_last = 0;
+  std::chrono::milliseconds ttl = no_ttl;
 };
 
 class KVStore {
@@ -76,6 +85,12 @@ class KVStore {
   // are errc::wrong_type with nothing changed; `set` and `del` replace or remove either.
   virtual Result<void> append(std::string_view key, std::string_view item, std::size_t keep_last,
                               std::chrono::milliseconds ttl = no_ttl) = 0;
+
+  // Each append as `append` makes it, in order, in one call, so that a writer that gathers many
+  // (the orchestrator's trace writer) pays one round trip for all of them. Each is atomic on its
+  // own key; the batch is not atomic as a whole. One result per append, in the same order; a store
+  // out of reach fails every one.
+  virtual std::vector<Result<void>> append_each(std::span<const ListAppend> appends) = 0;
 
   // The items of the list at key, oldest first; empty when the key is absent.
   virtual Result<std::vector<std::string>> items(std::string_view key) = 0;

@@ -118,6 +118,13 @@ class MemoryKv final : public ports::KVStore {
     return {};
   }
 
+  std::vector<Result<void>> append_each(std::span<const ports::ListAppend> appends) override {
+    std::vector<Result<void>> results;
+    results.reserve(appends.size());
+    for (const auto& each : appends) results.push_back(append(each.key, each.item, each.keep_last, each.ttl));
+    return results;
+  }
+
   Result<std::vector<std::string>> items(std::string_view key) override {
     if (auto bad = check_key(key)) return *bad;
     std::lock_guard lock(mutex_);

@@ -158,6 +158,42 @@ class RedisKv final : public ports::KVStore {
     return {};
   }
 
+  std::vector<Result<void>> append_each(std::span<const ports::ListAppend> appends) override {
+    std::vector<Result<void>> results(appends.size());
+    std::string encoded;
+    std::vector<std::size_t> sent;  // which appends the pipeline carries, in its order
+    for (std::size_t i = 0; i < appends.size(); ++i) {
+      const auto& each = appends[i];
+      if (auto bad = check(each.key, each.ttl)) {
+        results[i] = *bad;
+        continue;
+      }
+      encoded += append_script_.encode_call({full(each.key)}, {each.item, std::to_string(each.keep_last), std::to_string(each.ttl.count())});
+      sent.push_back(i);
+    }
+    if (sent.empty()) return results;
+    auto replies = connection_.execute_encoded(std::move(encoded), sent.size(), "append_each");
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+      const auto& each = appends[sent[k]];
+      auto& result = results[sent[k]];
+      if (!replies) {
+        result = replies.error();
+        continue;
+      }
+      const auto& reply = (*replies)[k];
+      if (!reply.is_error()) continue;
+      auto failed = detail::error_from_reply("EVALSHA", reply);
+      // A server that lost its scripts refuses every call of the batch alike, so none was applied and
+      // making them again one by one (the first teaches it the script) keeps their order.
+      if (failed == errc::not_found && failed.detail.find("NOSCRIPT") != std::string::npos) {
+        result = append(each.key, each.item, each.keep_last, each.ttl);
+      } else {
+        result = about(std::move(failed), "append", each.key);
+      }
+    }
+    return results;
+  }
+
   Result<std::vector<std::string>> items(std::string_view key) override {
     if (auto bad = check(key)) return *bad;
     auto reply = connection_.execute(Command{"LRANGE", full(key), "0", "-1"});

@@ -1,0 +1,67 @@
+#pragma once
+// Writes trace events (trace.hpp) off the handlers' path. record() queues an event and returns; the
+// writer's own thread gathers what is queued for up to `linger` and writes it with one
+// KVStore::append_each: one round trip for many events, where each handler used to wait for a
+// round trip of its own per event (four per task in the reference pipeline).
+//
+// The price, accepted because a trace is diagnostic and never part of the hand-off: events still
+// queued when the process is killed outright (kill -9) are lost, at most `linger` of them plus one
+// batch in flight. flush(), and the destructor, write everything queued first. Within one writer,
+// events keep the order they were recorded in; two processes' writers may interleave theirs
+// differently from the order of the hand-offs, and the events' msg_id and next_msg_id say which
+// came from which.
+
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string_view>
+#include <thread>
+
+#include "baton/core/log.hpp"
+#include "baton/ports/kv_store.hpp"
+
+namespace baton::orchestrator {
+
+struct TraceWriterOptions {
+  std::chrono::milliseconds linger{10};  // how long the first queued event waits for company
+  std::size_t max_batch = 256;           // written at once when this many are queued
+  std::size_t capacity = 8192;           // queued at most; record() waits for room beyond it
+};
+
+class TraceWriter {
+ public:
+  explicit TraceWriter(ports::KVStore& kv, TraceWriterOptions options = {});
+  ~TraceWriter();  // writes what is queued first
+  TraceWriter(const TraceWriter&) = delete;
+  TraceWriter& operator=(const TraceWriter&) = delete;
+
+  // Queues one event of the trace of (tenant_id, corr_id), with "at" set now when it has none.
+  // Waits while `capacity` events are queued: a store that is away holds the recorders back
+  // instead of growing the queue without end.
+  void record(std::string_view tenant_id, std::string_view corr_id, boost::json::object event);
+
+  // Returns once every event recorded before the call was written, or failed to be (a failure is
+  // logged; a trace never fails the work it describes).
+  void flush();
+
+ private:
+  void run(std::stop_token stop);
+  void write(std::deque<ports::ListAppend>& batch);
+
+  ports::KVStore& kv_;
+  TraceWriterOptions options_;
+  log::Logger logger_;
+  std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::deque<ports::ListAppend> queue_;
+  std::chrono::steady_clock::time_point oldest_queued_at_{};
+  std::uint64_t recorded_ = 0;     // events ever queued
+  std::uint64_t done_ = 0;         // events written or given up on, in queue order
+  std::uint64_t flush_up_to_ = 0;  // the last flush() wants every event up to this one done
+  std::jthread thread_;            // last: started once everything above is ready
+};
+
+}  // namespace baton::orchestrator

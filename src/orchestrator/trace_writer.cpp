@@ -1,0 +1,92 @@
+#include "baton/orchestrator/trace_writer.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/orchestrator/trace.hpp"
+
+namespace baton::orchestrator {
+
+TraceWriter::TraceWriter(ports::KVStore& kv, TraceWriterOptions options)
+    : kv_(kv), options_(options), logger_(log::Logger().child("trace")),
+      thread_([this](std::stop_token stop) { run(stop); }) {
+  options_.max_batch = std::max<std::size_t>(options_.max_batch, 1);
+  options_.capacity = std::max(options_.capacity, options_.max_batch);
+}
+
+TraceWriter::~TraceWriter() {
+  flush();
+  thread_.request_stop();
+  thread_.join();
+}
+
+void TraceWriter::record(std::string_view tenant_id, std::string_view corr_id, boost::json::object event) {
+  ports::ListAppend append{trace_key(tenant_id, corr_id), trace_item(std::move(event)), max_trace_events, trace_ttl};
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return queue_.size() < options_.capacity; });
+  if (queue_.empty()) oldest_queued_at_ = std::chrono::steady_clock::now();
+  queue_.push_back(std::move(append));
+  ++recorded_;
+  // The writer sleeps until the oldest event's linger is over, so only the first event of a
+  // batch, or the one that fills it, must wake it.
+  if (queue_.size() == 1 || queue_.size() == options_.max_batch) changed_.notify_all();
+}
+
+void TraceWriter::flush() {
+  std::unique_lock lock(mutex_);
+  const auto wanted = recorded_;
+  if (done_ >= wanted) return;
+  flush_up_to_ = std::max(flush_up_to_, wanted);
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return done_ >= wanted; });
+}
+
+void TraceWriter::run(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, stop, [&] { return !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping; the destructor flushed first
+    const auto due = oldest_queued_at_ + options_.linger;
+    changed_.wait_until(lock, stop, due, [&] { return queue_.size() >= options_.max_batch || flush_up_to_ > done_; });
+    const auto count = std::min(queue_.size(), options_.max_batch);
+    std::deque<ports::ListAppend> batch;
+    for (std::size_t i = 0; i < count; ++i) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    // What is left (a full batch was taken) keeps the old time: it has waited long enough already.
+    lock.unlock();
+    changed_.notify_all();  // room for recorders that waited for it
+    write(batch);
+    lock.lock();
+    done_ += count;
+    changed_.notify_all();
+  }
+}
+
+void TraceWriter::write(std::deque<ports::ListAppend>& batch) {
+  const std::vector<ports::ListAppend> appends(std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  auto results = kv_.append_each(appends);
+  std::size_t failed = 0;
+  std::optional<Error> first_failure;
+  std::string first_failed_key;
+  for (std::size_t i = 0; i < appends.size(); ++i) {
+    auto& result = results[i];
+    // A trace an earlier version wrote (one JSON value, not a list) is converted, then extended.
+    if (!result && result.error() == errc::wrong_type) result = append_trace_item(kv_, appends[i].key, appends[i].item);
+    if (result) continue;
+    ++failed;
+    if (!first_failure) {
+      first_failure = result.error();
+      first_failed_key = appends[i].key;
+    }
+  }
+  if (failed > 0) {
+    logger_.warn("trace events not recorded", {{"events", failed}, {"of", appends.size()}, {"error", first_failure->message()},
+                                               {"first_key", first_failed_key}});
+  }
+}
+
+}  // namespace baton::orchestrator

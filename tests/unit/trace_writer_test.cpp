@@ -1,0 +1,196 @@
+#include "baton/orchestrator/trace_writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "baton/adapters/memory/memory_kv.hpp"
+#include "baton/orchestrator/trace.hpp"
+#include "support/captured_log.hpp"
+#include "support/recorder.hpp"
+
+namespace baton::orchestrator {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A test double over the in-memory store: counts the batched writes and can hold them back (a
+// store that is slow or away) until released.
+class GatedKv final : public ports::KVStore {
+ public:
+  Result<std::optional<ports::VersionedValue>> get(std::string_view key) override { return inner_->get(key); }
+  Result<ports::Version> set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl) override {
+    return inner_->set(key, value, ttl);
+  }
+  Result<bool> del(std::string_view key) override { return inner_->del(key); }
+  Result<std::int64_t> incr(std::string_view key, std::int64_t delta, std::chrono::milliseconds ttl) override {
+    return inner_->incr(key, delta, ttl);
+  }
+  Result<ports::Version> cas(std::string_view key, ports::Version expected, std::string_view value,
+                             std::chrono::milliseconds ttl) override {
+    return inner_->cas(key, expected, value, ttl);
+  }
+  Result<void> del_if(std::string_view key, ports::Version expected) override { return inner_->del_if(key, expected); }
+  Result<void> append(std::string_view key, std::string_view item, std::size_t keep_last, std::chrono::milliseconds ttl) override {
+    ++single_appends;
+    return inner_->append(key, item, keep_last, ttl);
+  }
+  std::vector<Result<void>> append_each(std::span<const ports::ListAppend> appends) override {
+    {
+      std::unique_lock lock(mutex_);
+      ++batches_started;
+      opened_.wait(lock, [&] { return open_; });
+    }
+    ++batches;
+    largest_batch = std::max(largest_batch.load(), appends.size());
+    if (refuse) return std::vector<Result<void>>(appends.size(), Result<void>{Error{errc::unavailable, "store away (test)"}});
+    return inner_->append_each(appends);
+  }
+  Result<std::vector<std::string>> items(std::string_view key) override { return inner_->items(key); }
+  ports::Health health() override { return inner_->health(); }
+
+  void hold() {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    opened_.notify_all();
+  }
+
+  std::atomic<int> batches{0};
+  std::atomic<int> batches_started{0};
+  std::atomic<std::size_t> largest_batch{0};
+  std::atomic<int> single_appends{0};
+  std::atomic<bool> refuse{false};
+
+ private:
+  std::unique_ptr<ports::KVStore> inner_ = adapters::memory::make_memory_kv();
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = true;
+};
+
+std::vector<std::int64_t> numbers_in(ports::KVStore& kv, const std::string& corr_id) {
+  std::vector<std::int64_t> numbers;
+  if (auto events = read_trace(kv, "acme", corr_id)) {
+    for (const auto& event : *events) numbers.push_back(event.at("n").as_int64());
+  }
+  return numbers;
+}
+
+boost::json::object numbered(int n) { return {{"event", "handled"}, {"n", n}}; }
+
+TEST(TraceWriter, WritesEveryEventInOrderOnceFlushed) {
+  GatedKv kv;
+  TraceWriter writer(kv);
+  std::vector<std::int64_t> expected;
+  for (int n = 0; n < 600; ++n) {
+    writer.record("acme", n % 2 ? "odd" : "even", numbered(n));
+  }
+  writer.flush();
+  std::vector<std::int64_t> even, odd;
+  for (int n = 0; n < 600; ++n) (n % 2 ? odd : even).push_back(n);
+  // A trace keeps its newest max_trace_events (500); 300 each fit.
+  EXPECT_EQ(numbers_in(kv, "even"), even);
+  EXPECT_EQ(numbers_in(kv, "odd"), odd);
+  const auto events = read_trace(kv, "acme", "odd");
+  ASSERT_TRUE(events);
+  EXPECT_TRUE(events->front().as_object().contains("at")) << "the time of the event was not added";
+  EXPECT_EQ(kv.single_appends.load(), 0);
+}
+
+// What gathers while the writer lingers goes in one batch: 100 events recorded at once take a few
+// writes, not 100.
+TEST(TraceWriter, GathersEventsIntoBatches) {
+  GatedKv kv;
+  TraceWriter writer(kv, {.linger = 200ms, .max_batch = 64, .capacity = 1000});
+  for (int n = 0; n < 100; ++n) writer.record("acme", "corr", numbered(n));
+  writer.flush();
+  EXPECT_EQ(numbers_in(kv, "corr").size(), 100u);
+  EXPECT_LE(kv.batches.load(), 4) << "the events were not gathered";
+  EXPECT_EQ(kv.largest_batch.load(), 64u) << "a batch went over max_batch or was never full";
+}
+
+// A lone event is written once its linger is over, without anyone flushing.
+TEST(TraceWriter, ALoneEventIsWrittenAfterItsLinger) {
+  GatedKv kv;
+  TraceWriter writer(kv, {.linger = 20ms});
+  writer.record("acme", "alone", numbered(7));
+  EXPECT_TRUE(test::eventually([&] { return numbers_in(kv, "alone") == std::vector<std::int64_t>{7}; }, 10s));
+}
+
+// The handler that records does not wait for the store; the destructor does, and writes all of it.
+TEST(TraceWriter, RecordingDoesNotWaitForTheStoreAndTheDestructorWritesWhatIsQueued) {
+  GatedKv kv;
+  kv.hold();
+  {
+    TraceWriter writer(kv, {.linger = 1ms});
+    writer.record("acme", "held", numbered(1));
+    ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));
+    // The first batch is stuck in the store; more events still go in at once.
+    for (int n = 2; n <= 5; ++n) writer.record("acme", "held", numbered(n));
+    EXPECT_TRUE(numbers_in(kv, "held").empty());
+    auto releaser = std::async(std::launch::async, [&] {
+      std::this_thread::sleep_for(50ms);
+      kv.release();
+    });
+  }
+  EXPECT_EQ(numbers_in(kv, "held"), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+}
+
+// With `capacity` events queued behind a store that does not answer, the next recorder waits for
+// room instead of the queue growing without end, and goes on once the store answers.
+TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
+  GatedKv kv;
+  kv.hold();
+  TraceWriter writer(kv, {.linger = 1ms, .max_batch = 2, .capacity = 4});
+  writer.record("acme", "full", numbered(0));
+  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));  // 0 is in flight
+  for (int n = 1; n <= 4; ++n) writer.record("acme", "full", numbered(n));             // 1-4 fill the queue
+  std::atomic<bool> recorded{false};
+  std::thread late([&] {
+    writer.record("acme", "full", numbered(5));
+    recorded = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(recorded.load()) << "a recorder went past the queue's capacity";
+  kv.release();
+  late.join();
+  writer.flush();
+  EXPECT_EQ(numbers_in(kv, "full"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(TraceWriter, AFailedWriteIsLoggedAndDoesNotStopTheNext) {
+  test::CapturedLog log;
+  GatedKv kv;
+  TraceWriter writer(kv, {.linger = 1ms});
+  kv.refuse = true;
+  writer.record("acme", "lost", numbered(1));
+  writer.flush();
+  EXPECT_TRUE(log.has_line_with({"trace events not recorded", "store away (test)", "t:acme:trace:lost"})) << log.text();
+  kv.refuse = false;
+  writer.record("acme", "kept", numbered(2));
+  writer.flush();
+  EXPECT_EQ(numbers_in(kv, "kept"), (std::vector<std::int64_t>{2}));
+}
+
+// Before traces were lists, a trace was one value holding a JSON array: the writer extends it too.
+TEST(TraceWriter, ExtendsATraceAnEarlierVersionWrote) {
+  GatedKv kv;
+  ASSERT_TRUE(kv.set(trace_key("acme", "old"), R"([{"event":"submitted","n":0}])", ports::no_ttl));
+  TraceWriter writer(kv);
+  writer.record("acme", "old", numbered(1));
+  writer.flush();
+  EXPECT_EQ(numbers_in(kv, "old"), (std::vector<std::int64_t>{0, 1}));
+}
+
+}  // namespace
+}  // namespace baton::orchestrator
