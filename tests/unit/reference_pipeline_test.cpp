@@ -218,6 +218,53 @@ TEST_F(ReferencePipelineTest, ACrashBeforeEachHandOffNeitherLosesNorRepeatsAnyth
   EXPECT_TRUE(storage_->list("staging").value().empty());
 }
 
+// The deploy phase's hand-off "crashes" once per task after its record was written: the
+// redelivery finds the record (its write is refused as already there) and hands that same release
+// on, without copying a file again, and a broken record is a clear permanent failure.
+TEST_F(ReferencePipelineTest, ADeployRedeliveredAfterItsRecordHandsOnTheSameRelease) {
+  std::mutex mutex;
+  std::set<std::string> crashed_once;
+  adapters::memory::MemoryBusOptions options;
+  options.crash_before_commit = [&](std::string_view topic, const JsonEnvelope& envelope) {
+    if (topic != "phase.deploy.in") return false;  // the topic consumed: deploy's input
+    std::lock_guard lock(mutex);
+    return crashed_once.insert(envelope.corr_id).second;
+  };
+  start(std::move(options));
+  constexpr int tasks = 4;
+  for (int n = 0; n < tasks; ++n) submit(task_without_a_slip(200 + n));
+  ASSERT_TRUE(completed_.wait_for_count(tasks, 30s));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(crashed_once.size(), static_cast<std::size_t>(tasks));
+  }
+  std::map<std::string, int> per_task;
+  for (const auto& completed : completed_.seen()) {
+    ++per_task[completed.corr_id];
+    const auto release = release_of(completed);
+    const auto record = kv_->get(release_key(completed.tenant_id, completed.corr_id)).value();
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(boost::json::value_to<Release>(boost::json::parse(record->value)).deployed_at, release.deployed_at)
+        << "the redelivery made a release of its own instead of handing on the recorded one";
+    EXPECT_EQ(storage_->list(release.release).value().size(), 3u);
+  }
+  for (const auto& [corr_id, times] : per_task) EXPECT_EQ(times, 1) << corr_id;
+  EXPECT_TRUE(storage_->list("staging").value().empty());
+}
+
+TEST_F(ReferencePipelineTest, ABrokenReleaseRecordIsAPermanentFailureThatNamesIt) {
+  start();
+  auto task = make_envelope(pipeline_->first_topic(), boost::json::value{{"task", task_without_a_slip(300)}});
+  const auto key = release_key(task.tenant_id, task.corr_id);
+  ASSERT_TRUE(kv_->set(key, "{not json"));
+  ASSERT_TRUE(bus_->publish(pipeline_->first_topic(), task));
+  ASSERT_TRUE(test::eventually([&] { return dead_letters("deploy").size() == 1; }, 30s));
+  const auto letter = dead_letters("deploy").front();
+  EXPECT_EQ(letter.reason, "permanent_failure");
+  EXPECT_NE(letter.error.find("release record " + key + " does not decode"), std::string::npos) << letter.error;
+  EXPECT_TRUE(completed_.seen().empty());
+}
+
 // The offline model, except that the first call for files "kills the worker" inside once(): the
 // exception leaves once()'s lease behind, as a SIGKILL there would.
 class DiesInsideTheFirstCodeCall final : public ports::AiApi {

@@ -224,17 +224,6 @@ Result<Release> DeployPhase::handle(const Certified& input, Context& context) {
   const auto& envelope = context.envelope;
   const auto key = release_key(envelope.tenant_id, envelope.corr_id);
 
-  // A redelivery after the record was written hands the same release on.
-  auto recorded = kv.get(key);
-  if (!recorded) return std::move(recorded).error();
-  if (*recorded) {
-    try {
-      return json::value_to<Release>(json::parse((*recorded)->value));
-    } catch (const std::exception& broken) {
-      return permanent_failure("release record " + key + " does not decode: " + broken.what());
-    }
-  }
-
   const auto release_folder = folder_of(envelope, "releases");
   auto published = storage.list(release_folder);
   if (!published) return std::move(published).error();
@@ -260,10 +249,19 @@ Result<Release> DeployPhase::handle(const Certified& input, Context& context) {
   }
 
   Release release{envelope.corr_id, envelope.tenant_id, release_folder, input.files, input.rounds, format_rfc3339(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()))};
+  // Written only if absent, so the first delivery pays one round trip and a redelivery after the
+  // record was written (its folder published, so no file is copied again) hands that release on.
   auto stored = kv.cas(key, ports::absent_version, json::serialize(json::value_from(release)));
   if (!stored && stored.error() == errc::conflict) {
-    auto winner = kv.get(key);
-    if (winner && *winner) return json::value_to<Release>(json::parse((*winner)->value));
+    auto recorded = kv.get(key);
+    if (!recorded) return std::move(recorded).error();
+    if (*recorded) {
+      try {
+        return json::value_to<Release>(json::parse((*recorded)->value));
+      } catch (const std::exception& broken) {
+        return permanent_failure("release record " + key + " does not decode: " + broken.what());
+      }
+    }
   }
   if (!stored) return std::move(stored).error();
   context.logger.info("released", {{"release", release_folder}, {"files", release.files.size()}, {"rounds", release.rounds}});
