@@ -2,6 +2,10 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "baton/core/keys.hpp"
 #include "baton/core/time.hpp"
@@ -87,7 +91,54 @@ Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenan
     }
     events.push_back(std::move(parsed));
   }
-  return events;
+  return in_causal_order(std::move(events));
+}
+
+boost::json::array in_causal_order(boost::json::array events) {
+  const auto text = [&](std::size_t i, const char* field) -> std::string_view {
+    const auto* object = events[i].if_object();
+    const auto* value = object ? object->if_contains(field) : nullptr;
+    return value && value->is_string() ? std::string_view(value->get_string()) : std::string_view();
+  };
+  const auto attempt = [&](std::size_t i) -> std::int64_t {
+    const auto* object = events[i].if_object();
+    const auto* value = object ? object->if_contains("attempt") : nullptr;
+    if (value && value->is_int64()) return value->get_int64();
+    if (value && value->is_uint64()) return static_cast<std::int64_t>(value->get_uint64());
+    return 0;
+  };
+  // Each message's events (a submit, then its attempts in order), and the messages some hand-off led to.
+  std::vector<std::string_view> messages;  // in the order they first appear
+  std::unordered_map<std::string_view, std::vector<std::size_t>> of_message;
+  std::unordered_set<std::string_view> handed_on;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    auto [group, added] = of_message.try_emplace(text(i, "msg_id"));
+    if (added) messages.push_back(group->first);
+    group->second.push_back(i);
+    if (const auto next = text(i, "next_msg_id"); !next.empty()) handed_on.insert(next);
+  }
+  for (auto& [id, group] : of_message) {
+    std::stable_sort(group.begin(), group.end(), [&](std::size_t a, std::size_t b) { return attempt(a) < attempt(b); });
+  }
+  std::vector<std::size_t> order;
+  order.reserve(events.size());
+  std::unordered_set<std::string_view> placed;
+  // A message's events, each hand-off followed by what the message it made went through.
+  const auto place = [&](std::string_view id, auto& self) -> void {
+    if (!placed.insert(id).second) return;
+    for (const auto i : of_message.at(id)) {
+      order.push_back(i);
+      if (const auto next = text(i, "next_msg_id"); !next.empty() && of_message.contains(next)) self(next, self);
+    }
+  };
+  for (const auto id : messages) {
+    if (!handed_on.contains(id)) place(id, place);
+  }
+  for (const auto id : messages) place(id, place);  // handed on by an event that is not kept (the oldest, beyond max_trace_events)
+  boost::json::array ordered;
+  ordered.reserve(events.size());
+  for (const auto i : order) ordered.push_back(events[i]);
+  return ordered;
 }
 
 }  // namespace baton::orchestrator

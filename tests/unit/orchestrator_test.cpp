@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/memory/memory_kv.hpp"
+#include "baton/app/tasks.hpp"
 #include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/pipeline.hpp"
 #include "support/recorder.hpp"
@@ -335,6 +337,32 @@ TEST(Trace, ATraceAnEarlierVersionWroteIsReadAndExtended) {
   ASSERT_EQ(after->size(), 3u);
   EXPECT_EQ(after->at(0).at("event"), "submitted");
   EXPECT_EQ(after->at(2).at("phase"), "code");
+}
+
+// Phases write their events in batches, from threads and processes of their own, so a later
+// phase's event may be stored first. Reading puts them back in the order they happened, and
+// "now" is where the task really is.
+TEST(Trace, EventsStoredOutOfOrderAreReadInTheOrderTheyHappened) {
+  auto kv = adapters::memory::make_memory_kv();
+  const auto pipeline = Pipeline::make({"plan", "code"}).value();
+  const std::vector<boost::json::object> stored{
+      {{"event", "handled"}, {"phase", "code"}, {"msg_id", "m1"}, {"attempt", 1}, {"next_msg_id", "m2"}, {"to", "phase.completed"}},
+      {{"event", "submitted"}, {"msg_id", "m0"}, {"to", "phase.plan.in"}},
+      {{"event", "handled"}, {"phase", "plan"}, {"msg_id", "m0"}, {"attempt", 3}, {"next_msg_id", "m1"}, {"to", "phase.code.in"}},
+      // A hand-off a crash undid: its message never arrived, the next attempt's did.
+      {{"event", "handled"}, {"phase", "plan"}, {"msg_id", "m0"}, {"attempt", 2}, {"next_msg_id", "lost"}, {"to", "phase.code.in"}},
+      {{"event", "failed"}, {"phase", "plan"}, {"msg_id", "m0"}, {"attempt", 1}},
+  };
+  for (const auto& event : stored) ASSERT_TRUE(record_trace_event(*kv, "acme", "late", event));
+  const auto events = read_trace(*kv, "acme", "late");
+  ASSERT_TRUE(events) << events.error().message();
+  std::vector<std::string> order;
+  for (const auto& event : *events) {
+    order.push_back(std::string(event.at("event").as_string()) + ":" + std::string(event.at("msg_id").as_string()) +
+                    (event.as_object().contains("attempt") ? "#" + boost::json::serialize(event.at("attempt")) : ""));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"submitted:m0", "failed:m0#1", "handled:m0#2", "handled:m0#3", "handled:m1#1"}));
+  EXPECT_EQ(app::whereabouts(pipeline, *events), "completed");
 }
 
 TEST(Trace, AnEventThatIsNotJsonIsNamed) {

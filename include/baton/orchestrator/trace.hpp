@@ -38,8 +38,15 @@ Result<void> append_trace_item(ports::KVStore& kv, const std::string& key, std::
 Result<void> record_trace_event(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id,
                                 boost::json::object event);
 
-// The events, oldest first (also of a trace an earlier version wrote); errc::not_found when
-// nothing was recorded for that id.
+// The events, in causal order (in_causal_order), also of a trace an earlier version wrote;
+// errc::not_found when nothing was recorded for that id.
+// Events in the order they happened, whatever order they were stored in: each message's events
+// (its submit, then its attempts by number), each hand-off followed by the events of the message
+// it made (next_msg_id). Phases write their events in batches from several threads and
+// processes, so a later phase's event can be stored before an earlier one's. Messages no stored
+// event led to (the submitted task, a replay) come in the order they were first stored.
+boost::json::array in_causal_order(boost::json::array events);
+
 Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenant_id, std::string_view corr_id);
 
 }  // namespace baton::orchestrator
