@@ -9,16 +9,23 @@
 
 namespace baton::orchestrator {
 
-TraceWriter::TraceWriter(ports::KVStore& kv, TraceWriterOptions options)
-    : kv_(kv), options_(options), logger_(log::Logger().child("trace")),
-      thread_([this](std::stop_token stop) { run(stop); }) {
-  options_.max_batch = std::max<std::size_t>(options_.max_batch, 1);
-  options_.capacity = std::max(options_.capacity, options_.max_batch);
+namespace {
+
+TraceWriterOptions workable(TraceWriterOptions options) {
+  options.max_batch = std::max<std::size_t>(options.max_batch, 1);
+  options.capacity = std::max(options.capacity, options.max_batch);
+  return options;
 }
+
+}  // namespace
+
+TraceWriter::TraceWriter(ports::KVStore& kv, TraceWriterOptions options)
+    : kv_(kv), options_(workable(options)), logger_(log::Logger().child("trace")),
+      thread_([this](std::stop_token stop) { run(stop); }) {}
 
 TraceWriter::~TraceWriter() {
   flush();
-  thread_.request_stop();
+  thread_.request_stop();  // what is still queued now is dropped (and logged) by the thread
   thread_.join();
 }
 
@@ -34,20 +41,27 @@ void TraceWriter::record(std::string_view tenant_id, std::string_view corr_id, b
   if (queue_.size() == 1 || queue_.size() == options_.max_batch) changed_.notify_all();
 }
 
-void TraceWriter::flush() {
+bool TraceWriter::flush(std::chrono::milliseconds within) {
   std::unique_lock lock(mutex_);
   const auto wanted = recorded_;
-  if (done_ >= wanted) return;
+  if (done_ >= wanted) return true;
   flush_up_to_ = std::max(flush_up_to_, wanted);
   changed_.notify_all();
-  changed_.wait(lock, [&] { return done_ >= wanted; });
+  return changed_.wait_for(lock, within, [&] { return done_ >= wanted; });
 }
 
 void TraceWriter::run(std::stop_token stop) {
   std::unique_lock lock(mutex_);
   while (true) {
     changed_.wait(lock, stop, [&] { return !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping; the destructor flushed first
+    if (stop.stop_requested()) {
+      // The destructor waited flush_within for these: the store is away or too slow.
+      if (!queue_.empty()) {
+        logger_.warn("trace events not recorded", {{"events", queue_.size()}, {"error", "still queued when the writer stopped"},
+                                                   {"first_key", queue_.front().key}});
+      }
+      return;
+    }
     const auto due = oldest_queued_at_ + options_.linger;
     changed_.wait_until(lock, stop, due, [&] { return queue_.size() >= options_.max_batch || flush_up_to_ > done_; });
     const auto count = std::min(queue_.size(), options_.max_batch);

@@ -168,6 +168,31 @@ TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
   EXPECT_EQ(numbers_in(kv, "full"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
 }
 
+// A store that does not answer must not hold a stopping worker: a flush gives up at its deadline,
+// and the destructor drops (and logs) what is still queued after its own.
+TEST(TraceWriter, AFlushGivesUpAtItsDeadlineWhenTheStoreDoesNotAnswer) {
+  test::CapturedLog log;
+  GatedKv kv;
+  kv.hold();
+  std::future<void> releaser;
+  {
+    TraceWriter writer(kv, {.linger = 1ms, .max_batch = 1, .flush_within = 100ms});
+    writer.record("acme", "stuck", numbered(1));
+    ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));
+    writer.record("acme", "stuck", numbered(2));
+    const auto began = std::chrono::steady_clock::now();
+    EXPECT_FALSE(writer.flush(50ms));
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+    // The store answers the batch in flight only after the destructor's own wait ran out.
+    releaser = std::async(std::launch::async, [&] {
+      std::this_thread::sleep_for(300ms);
+      kv.release();
+    });
+  }
+  EXPECT_EQ(numbers_in(kv, "stuck"), (std::vector<std::int64_t>{1})) << "the queued event was written after the deadline";
+  EXPECT_TRUE(log.has_line_with({"trace events not recorded", "still queued when the writer stopped", "t:acme:trace:stuck"})) << log.text();
+}
+
 TEST(TraceWriter, AFailedWriteIsLoggedAndDoesNotStopTheNext) {
   test::CapturedLog log;
   GatedKv kv;

@@ -6,7 +6,9 @@
 //
 // The price, accepted because a trace is diagnostic and never part of the hand-off: events still
 // queued when the process is killed outright (kill -9) are lost, at most `linger` of them plus one
-// batch in flight. flush(), and the destructor, write everything queued first. Within one writer,
+// batch in flight. flush(), and the destructor, write everything queued first, within
+// `flush_within`: a store that is away does not hold a stopping worker for longer (what is left
+// is logged as not written). Within one writer,
 // events keep the order they were recorded in; two processes' writers may interleave theirs
 // differently from the order of the hand-offs, and the events' msg_id and next_msg_id say which
 // came from which.
@@ -29,6 +31,7 @@ struct TraceWriterOptions {
   std::chrono::milliseconds linger{10};  // how long the first queued event waits for company
   std::size_t max_batch = 256;           // written at once when this many are queued
   std::size_t capacity = 8192;           // queued at most; record() waits for room beyond it
+  std::chrono::milliseconds flush_within{5'000};  // the destructor's wait for what is queued
 };
 
 class TraceWriter {
@@ -43,9 +46,10 @@ class TraceWriter {
   // instead of growing the queue without end.
   void record(std::string_view tenant_id, std::string_view corr_id, boost::json::object event);
 
-  // Returns once every event recorded before the call was written, or failed to be (a failure is
-  // logged; a trace never fails the work it describes).
-  void flush();
+  // Waits until every event recorded before the call was written, or failed to be (a failure is
+  // logged; a trace never fails the work it describes), for at most `within`. True when they were.
+  bool flush(std::chrono::milliseconds within);
+  bool flush() { return flush(options_.flush_within); }
 
  private:
   void run(std::stop_token stop);
