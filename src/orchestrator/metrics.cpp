@@ -53,6 +53,8 @@ std::string MetricsRegistry::render(const std::function<void(std::string& out)>&
   counter(out, "baton_ai_errors_total", "AI completions that failed.", phases_, &PhaseMetrics::ai_errors);
   counter(out, "baton_ai_input_tokens_total", "Input tokens the AI provider reported.", phases_, &PhaseMetrics::ai_input_tokens);
   counter(out, "baton_ai_output_tokens_total", "Output tokens the AI provider reported.", phases_, &PhaseMetrics::ai_output_tokens);
+  counter(out, "baton_traces_unwritten_total", "Trace events the phase could not write (the store away, or still queued when it stopped).",
+          phases_, &PhaseMetrics::traces_unwritten);
   out += "# HELP baton_handler_seconds Time spent in the phase's handler.\n# TYPE baton_handler_seconds histogram\n";
   for (const auto& [phase, metrics] : phases_) {
     std::uint64_t cumulative = 0;

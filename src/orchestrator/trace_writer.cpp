@@ -57,6 +57,7 @@ void TraceWriter::run(std::stop_token stop) {
     if (stop.stop_requested()) {
       // The destructor waited flush_within for these: the store is away or too slow.
       if (!queue_.empty()) {
+        if (options_.unwritten) options_.unwritten->fetch_add(queue_.size(), std::memory_order_relaxed);
         logger_.warn("trace events not recorded", {{"events", queue_.size()}, {"error", "still queued when the writer stopped"},
                                                    {"first_key", queue_.front().key}});
       }
@@ -98,6 +99,7 @@ void TraceWriter::write(std::deque<ports::ListAppend>& batch) {
     }
   }
   if (failed > 0) {
+    if (options_.unwritten) options_.unwritten->fetch_add(failed, std::memory_order_relaxed);
     logger_.warn("trace events not recorded", {{"events", failed}, {"of", appends.size()}, {"error", first_failure->message()},
                                                {"first_key", first_failed_key}});
   }

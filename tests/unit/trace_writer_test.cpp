@@ -8,7 +8,9 @@
 #include <mutex>
 #include <thread>
 
+#include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/memory/memory_kv.hpp"
+#include "baton/orchestrator/base_orchestrator.hpp"
 #include "baton/orchestrator/trace.hpp"
 #include "support/captured_log.hpp"
 #include "support/recorder.hpp"
@@ -175,8 +177,9 @@ TEST(TraceWriter, AFlushGivesUpAtItsDeadlineWhenTheStoreDoesNotAnswer) {
   GatedKv kv;
   kv.hold();
   std::future<void> releaser;
+  std::atomic<std::uint64_t> unwritten{0};
   {
-    TraceWriter writer(kv, {.linger = 1ms, .max_batch = 1, .flush_within = 100ms});
+    TraceWriter writer(kv, {.linger = 1ms, .max_batch = 1, .flush_within = 100ms, .unwritten = &unwritten});
     writer.record("acme", "stuck", numbered(1));
     ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));
     writer.record("acme", "stuck", numbered(2));
@@ -191,16 +194,56 @@ TEST(TraceWriter, AFlushGivesUpAtItsDeadlineWhenTheStoreDoesNotAnswer) {
   }
   EXPECT_EQ(numbers_in(kv, "stuck"), (std::vector<std::int64_t>{1})) << "the queued event was written after the deadline";
   EXPECT_TRUE(log.has_line_with({"trace events not recorded", "still queued when the writer stopped", "t:acme:trace:stuck"})) << log.text();
+  EXPECT_EQ(unwritten.load(), 1u);
+}
+
+// A phase records its handlers' events through a writer of its own, and counts in its metrics
+// (baton_traces_unwritten_total) those the store refused.
+class Echo final : public BaseOrchestrator<int, int> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~Echo() override { stop(); }
+
+ protected:
+  Result<int> handle(const int& input, Context&) override { return input; }
+};
+
+TEST(TraceWriter, APhaseTracesItsHandlersAndCountsWhatItCouldNotWrite) {
+  test::CapturedLog quiet;
+  GatedKv kv;
+  MetricsRegistry metrics;
+  auto bus = adapters::memory::make_memory_bus();
+  const auto pipeline = Pipeline::make({"echo"}).value();
+  auto options = phase_options(pipeline, "echo").value();
+  options.metrics = &metrics;
+  Echo echo(Ports{bus.get(), &kv}, options);
+  ASSERT_TRUE(echo.start());
+  const auto publish = [&](int value) {
+    auto envelope = make_envelope("phase.echo.in", boost::json::value(value), EnvelopeOptions{.tenant_id = "acme"});
+    EXPECT_TRUE(bus->publish(pipeline.first_topic(), envelope));
+    return envelope.corr_id;
+  };
+  const auto traced = publish(1);
+  ASSERT_TRUE(test::eventually([&] { return metrics.phase("echo").handled.load() == 1; }));
+  ASSERT_TRUE(test::eventually([&] { return read_trace(kv, "acme", traced).has_value(); }, 10s)) << "the event was never written";
+  kv.refuse = true;
+  for (int value = 2; value <= 4; ++value) publish(value);
+  ASSERT_TRUE(test::eventually([&] { return metrics.phase("echo").handled.load() == 4; }));
+  echo.stop();  // writes (here: fails to write) what its handlers recorded
+  EXPECT_EQ(metrics.phase("echo").traces_unwritten.load(), 3u);
+  EXPECT_NE(metrics.render().find("baton_traces_unwritten_total{phase=\"echo\"} 3"), std::string::npos) << metrics.render();
 }
 
 TEST(TraceWriter, AFailedWriteIsLoggedAndDoesNotStopTheNext) {
   test::CapturedLog log;
   GatedKv kv;
-  TraceWriter writer(kv, {.linger = 1ms});
+  std::atomic<std::uint64_t> unwritten{0};
+  TraceWriter writer(kv, {.linger = 1ms, .unwritten = &unwritten});
   kv.refuse = true;
   writer.record("acme", "lost", numbered(1));
   writer.flush();
   EXPECT_TRUE(log.has_line_with({"trace events not recorded", "store away (test)", "t:acme:trace:lost"})) << log.text();
+  EXPECT_EQ(unwritten.load(), 1u);
   kv.refuse = false;
   writer.record("acme", "kept", numbered(2));
   writer.flush();

@@ -98,7 +98,8 @@ class BaseOrchestrator {
   BaseOrchestrator(Ports phase_ports, PhaseOptions options)
       : ports_(phase_ports), options_(std::move(options)), logger_(log::Logger().child(options_.name)),
         metrics_(options_.metrics ? &options_.metrics->phase(options_.name) : nullptr),
-        traces_(ports_.kv ? std::make_unique<TraceWriter>(*ports_.kv) : nullptr) {
+        traces_(ports_.kv ? std::make_unique<TraceWriter>(*ports_.kv, TraceWriterOptions{.unwritten = metrics_ ? &metrics_->traces_unwritten : nullptr})
+                          : nullptr) {
     if (options_.output_type.empty()) options_.output_type = options_.output_topic;
   }
   virtual ~BaseOrchestrator() = default;  // derived classes call stop() in theirs (handle() is theirs)

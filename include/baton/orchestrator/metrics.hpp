@@ -29,6 +29,7 @@ class PhaseMetrics {
   std::atomic<std::uint64_t> ai_errors{0};         // of those, the ones that failed
   std::atomic<std::uint64_t> ai_input_tokens{0};   // as the provider reported them
   std::atomic<std::uint64_t> ai_output_tokens{0};
+  std::atomic<std::uint64_t> traces_unwritten{0};  // trace events not written (store away, or still queued at stop)
 
   void observe_handler_time(std::chrono::microseconds elapsed);
 

@@ -14,6 +14,7 @@
 // came from which.
 
 #include <boost/json/object.hpp>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -32,6 +33,7 @@ struct TraceWriterOptions {
   std::size_t max_batch = 256;           // written at once when this many are queued
   std::size_t capacity = 8192;           // queued at most; record() waits for room beyond it
   std::chrono::milliseconds flush_within{5'000};  // the destructor's wait for what is queued
+  std::atomic<std::uint64_t>* unwritten = nullptr;  // counts the events not written, when set
 };
 
 class TraceWriter {
