@@ -66,11 +66,9 @@ void TraceWriter::run(std::stop_token stop) {
     const auto due = oldest_queued_at_ + options_.linger;
     changed_.wait_until(lock, stop, due, [&] { return queue_.size() >= options_.max_batch || flush_up_to_ > done_; });
     const auto count = std::min(queue_.size(), options_.max_batch);
-    std::deque<ports::ListAppend> batch;
-    for (std::size_t i = 0; i < count; ++i) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
+    std::vector<ports::ListAppend> batch(std::make_move_iterator(queue_.begin()),
+                                         std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(count)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
     // What is left (a full batch was taken) keeps the old time: it has waited long enough already.
     lock.unlock();
     changed_.notify_all();  // room for recorders that waited for it
@@ -81,8 +79,7 @@ void TraceWriter::run(std::stop_token stop) {
   }
 }
 
-void TraceWriter::write(std::deque<ports::ListAppend>& batch) {
-  const std::vector<ports::ListAppend> appends(std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+void TraceWriter::write(const std::vector<ports::ListAppend>& appends) {
   auto results = kv_.append_each(appends);
   std::size_t failed = 0;
   std::optional<Error> first_failure;

@@ -8,10 +8,9 @@
 // queued when the process is killed outright (kill -9) are lost, at most `linger` of them plus one
 // batch in flight. flush(), and the destructor, write everything queued first, within
 // `flush_within`: a store that is away does not hold a stopping worker for longer (what is left
-// is logged as not written). Within one writer,
-// events keep the order they were recorded in; two processes' writers may interleave theirs
-// differently from the order of the hand-offs, and the events' msg_id and next_msg_id say which
-// came from which.
+// is logged and counted as not written). Within one writer, events keep the order they were
+// recorded in; two writers (phases, processes) may store theirs in another order than the
+// hand-offs', which read_trace puts right (in_causal_order).
 
 #include <boost/json/object.hpp>
 #include <atomic>
@@ -22,6 +21,7 @@
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "baton/core/log.hpp"
 #include "baton/ports/kv_store.hpp"
@@ -55,7 +55,7 @@ class TraceWriter {
 
  private:
   void run(std::stop_token stop);
-  void write(std::deque<ports::ListAppend>& batch);
+  void write(const std::vector<ports::ListAppend>& appends);
 
   ports::KVStore& kv_;
   TraceWriterOptions options_;
