@@ -14,21 +14,22 @@ namespace baton::orchestrator {
 namespace {
 
 // A trace recorded before traces were lists: one value holding a JSON array of the events.
+// `which` names the trace in an error ("the trace of <corr_id>").
 Result<std::optional<std::pair<boost::json::array, ports::Version>>> read_array_trace(ports::KVStore& kv, const std::string& key,
-                                                                                    std::string_view corr_id) {
+                                                                                    const std::string& which) {
   auto current = kv.get(key);
   if (!current) return std::move(current).error();
   if (!*current) return std::optional<std::pair<boost::json::array, ports::Version>>{};
   boost::system::error_code error;
   auto parsed = boost::json::parse((*current)->value, error);
-  if (error || !parsed.is_array()) return Error{errc::decode_failed, "the trace of " + std::string(corr_id) + " is not a JSON array"};
+  if (error || !parsed.is_array()) return Error{errc::decode_failed, which + " is not a JSON array"};
   return std::optional{std::pair{std::move(parsed.get_array()), (*current)->version}};
 }
 
 // Turns an array trace into a list with the same events, so that appending works again. Another
 // writer converting it at the same time is fine: only one of them removes the array (del_if).
-Result<void> convert_array_trace(ports::KVStore& kv, const std::string& key, std::string_view corr_id) {
-  auto old = read_array_trace(kv, key, corr_id);
+Result<void> convert_array_trace(ports::KVStore& kv, const std::string& key) {
+  auto old = read_array_trace(kv, key, "the trace at " + key);
   if (!old) return old.error() == errc::wrong_type ? Result<void>{} : Result<void>{std::move(old).error()};
   if (!*old) return {};
   if (auto removed = kv.del_if(key, (*old)->second); !removed) {
@@ -57,7 +58,7 @@ std::string trace_item(boost::json::object event) {
 Result<void> append_trace_item(ports::KVStore& kv, const std::string& key, std::string_view item) {
   auto appended = kv.append(key, item, max_trace_events, trace_ttl);
   if (appended || appended.error() != errc::wrong_type) return appended;
-  if (auto converted = convert_array_trace(kv, key, key); !converted) return converted;
+  if (auto converted = convert_array_trace(kv, key); !converted) return converted;
   return kv.append(key, item, max_trace_events, trace_ttl);
 }
 
@@ -74,7 +75,7 @@ Result<boost::json::array> read_trace(ports::KVStore& kv, std::string_view tenan
   auto items = kv.items(key);
   if (!items) {
     if (items.error() != errc::wrong_type) return std::move(items).error();
-    auto old = read_array_trace(kv, key, corr_id);
+    auto old = read_array_trace(kv, key, "the trace of " + std::string(corr_id));
     if (!old) return std::move(old).error();
     if (!*old) return nothing();
     return std::move((*old)->first);
