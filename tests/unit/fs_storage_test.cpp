@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -60,6 +61,118 @@ TEST_F(FsStorageTest, AWriteLeavesNoTemporaryFileBehind) {
   std::size_t files = 0;
   for (const auto& entry : stdfs::recursive_directory_iterator(root_)) files += entry.is_regular_file();
   EXPECT_EQ(files, 1u);
+}
+
+// Every regular file and every folder below `folder`, relative to it, sorted: what is really there.
+std::vector<std::string> entries_below(const stdfs::path& folder) {
+  std::vector<std::string> found;
+  if (!stdfs::exists(folder)) return found;
+  for (const auto& entry : stdfs::recursive_directory_iterator(folder)) {
+    found.push_back(entry.path().lexically_relative(folder).string() + (entry.is_directory() ? "/" : ""));
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+TEST_F(FsStorageTest, PutAllWritesEveryBlobIntoFoldersItMakesAndLeavesNothingTemporary) {
+  ASSERT_TRUE(storage_->put("w/c1/old.txt", "old"));
+  const std::vector<ports::BlobWrite> blobs = {{"w/c1/README.md", "readme"}, {"w/c1/bin/run.sh", "#!/bin/sh\n"},
+                                               {"w/c1/old.txt", "new"}, {"top.txt", std::string_view("a\0b", 3)}};
+  auto written = storage_->put_all(blobs);
+  ASSERT_TRUE(written) << written.error().message();
+  EXPECT_EQ(storage_->get("w/c1/README.md").value(), "readme");
+  EXPECT_EQ(storage_->get("w/c1/bin/run.sh").value(), "#!/bin/sh\n");
+  EXPECT_EQ(storage_->get("w/c1/old.txt").value(), "new") << "a blob that was there is replaced";
+  EXPECT_EQ(storage_->get("top.txt").value(), std::string("a\0b", 3));
+  EXPECT_EQ(entries_below(root_), (std::vector<std::string>{"top.txt", "w/", "w/c1/", "w/c1/README.md", "w/c1/bin/", "w/c1/bin/run.sh",
+                                                            "w/c1/old.txt"}));
+  EXPECT_TRUE(storage_->put_all({})) << "nothing to write is not an error";
+}
+
+TEST_F(FsStorageTest, PutAllChecksEveryPathBeforeItWritesAny) {
+  const std::vector<ports::BlobWrite> blobs = {{"w/fine.txt", "x"}, {"w/../../escape.txt", "x"}};
+  auto written = storage_->put_all(blobs);
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error(), errc::invalid_argument);
+  EXPECT_EQ(written.error().detail, "storage path \"w/../../escape.txt\": may not hold \".\" or \"..\"");
+  EXPECT_TRUE(entries_below(root_).empty()) << "the good blob before it was not written either";
+}
+
+TEST_F(FsStorageTest, PutAllRefusesASymlinkOutOfTheRoot) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  stdfs::create_directory_symlink(outside, root_ / "link");
+  const std::vector<ports::BlobWrite> blobs = {{"link/stolen.txt", "x"}};
+  auto written = storage_->put_all(blobs);
+  ASSERT_FALSE(written);
+  EXPECT_NE(written.error().detail.find("leads out of the storage root"), std::string::npos) << written.error().detail;
+  EXPECT_TRUE(entries_below(outside).empty());
+}
+
+TEST_F(FsStorageTest, PublishFolderMakesTheFolderWithEveryBlobAndNothingElse) {
+  const std::vector<ports::BlobWrite> blobs = {{"README.md", "readme"}, {"bin/deep/run.sh", "run"}, {"bin/other.sh", "other"}};
+  auto published = storage_->publish_folder("releases/c1", blobs);
+  ASSERT_TRUE(published) << published.error().message();
+  EXPECT_EQ(storage_->list("releases/c1").value(),
+            (std::vector<std::string>{"releases/c1/README.md", "releases/c1/bin/deep/run.sh", "releases/c1/bin/other.sh"}));
+  EXPECT_EQ(storage_->get("releases/c1/bin/deep/run.sh").value(), "run");
+  EXPECT_EQ(entries_below(root_ / "releases"), (std::vector<std::string>{"c1/", "c1/README.md", "c1/bin/", "c1/bin/deep/", "c1/bin/deep/run.sh",
+                                                                         "c1/bin/other.sh"}))
+      << "no temporary folder is left beside it";
+  ASSERT_TRUE(storage_->publish_folder("empty", {}));
+  EXPECT_TRUE(stdfs::is_directory(root_ / "empty")) << "a folder without blobs is still made";
+}
+
+TEST_F(FsStorageTest, PublishFolderNeverReplacesAFolderAndLeavesNothingOfItsOwn) {
+  ASSERT_TRUE(storage_->put("releases/c1/a.txt", "first"));
+  const std::vector<ports::BlobWrite> blobs = {{"a.txt", "second"}, {"b.txt", "second"}};
+  auto published = storage_->publish_folder("releases/c1", blobs);
+  ASSERT_FALSE(published);
+  EXPECT_EQ(published.error(), errc::conflict);
+  EXPECT_EQ(published.error().detail, "storage path \"releases/c1\": already exists");
+  EXPECT_EQ(entries_below(root_ / "releases"), (std::vector<std::string>{"c1/", "c1/a.txt"}));
+  EXPECT_EQ(storage_->get("releases/c1/a.txt").value(), "first");
+
+  ASSERT_TRUE(storage_->put("releases/file", "x"));
+  EXPECT_EQ(storage_->publish_folder("releases/file", blobs).error(), errc::conflict) << "a blob of that name counts too";
+}
+
+TEST_F(FsStorageTest, PublishFolderRefusesBadPathsNamingThemAndWritesNothing) {
+  const std::vector<ports::BlobWrite> escaping = {{"fine.txt", "x"}, {"../../escape.txt", "x"}};
+  auto published = storage_->publish_folder("releases/c1", escaping);
+  ASSERT_FALSE(published);
+  EXPECT_EQ(published.error(), errc::invalid_argument);
+  EXPECT_EQ(published.error().detail, "storage path \"releases/c1/../../escape.txt\": may not hold \".\" or \"..\"");
+  EXPECT_EQ(storage_->publish_folder("/releases", {}).error(), errc::invalid_argument);
+  EXPECT_TRUE(entries_below(root_).empty());
+
+  // Paths that only clash when written: a blob where another one needs a folder.
+  const std::vector<ports::BlobWrite> clashing = {{"a", "file"}, {"a/b", "under a file"}};
+  auto clashed = storage_->publish_folder("releases/c2", clashing);
+  ASSERT_FALSE(clashed);
+  EXPECT_NE(clashed.error().detail.find("/a"), std::string::npos) << clashed.error().detail;
+  EXPECT_EQ(entries_below(root_ / "releases"), std::vector<std::string>{}) << "its temporary folder is removed";
+}
+
+TEST_F(FsStorageTest, PublishFolderRefusesAParentThatLeadsOutOfTheRoot) {
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  stdfs::create_directory_symlink(outside, root_ / "link");
+  const std::vector<ports::BlobWrite> blobs = {{"stolen.txt", "x"}};
+  auto published = storage_->publish_folder("link/c1", blobs);
+  ASSERT_FALSE(published);
+  EXPECT_NE(published.error().detail.find("leads out of the storage root"), std::string::npos) << published.error().detail;
+  EXPECT_TRUE(entries_below(outside).empty());
+}
+
+// What a crash in the middle of a publish or a put leaves is never listed as a blob.
+TEST_F(FsStorageTest, ListingSkipsWhatAWriteInProgressLeft) {
+  ASSERT_TRUE(storage_->put("releases/c1/a.txt", "a"));
+  stdfs::create_directories(root_ / "releases" / ".c2.tmp-123" / "bin");
+  std::ofstream(root_ / "releases" / ".c2.tmp-123" / "bin" / "half.sh") << "half";
+  std::ofstream(root_ / "releases" / "c1" / ".b.txt.tmp-456") << "half";
+  EXPECT_EQ(storage_->list("releases").value(), std::vector<std::string>{"releases/c1/a.txt"});
+  EXPECT_EQ(storage_->list("").value(), std::vector<std::string>{"releases/c1/a.txt"});
 }
 
 TEST_F(FsStorageTest, MissingBlobIsNotFound) {

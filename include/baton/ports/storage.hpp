@@ -5,6 +5,7 @@
 // leading '/': anything else is errc::invalid_argument naming the path. `put` is atomic: a reader
 // sees the old blob or the new one, never a part. `get` of a missing path is errc::not_found.
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,10 +15,20 @@
 
 namespace baton::ports {
 
+// One blob to write: its path and its bytes, both borrowed for the call.
+struct BlobWrite {
+  std::string_view path;
+  std::string_view bytes;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
   virtual Result<void> put(std::string_view path, std::string_view bytes) = 0;
+  // Puts every blob as put() does, each atomic on its own (not all of them at once), for less than
+  // a put() each costs: a durable store flushes every file, then every folder once. Every path is
+  // checked before anything is written; after a failure, the blobs before it may be there.
+  virtual Result<void> put_all(std::span<const BlobWrite> blobs) = 0;
   virtual Result<std::string> get(std::string_view path) = 0;
   // Every path under `prefix` (a folder path, or empty for all), sorted.
   virtual Result<std::vector<std::string>> list(std::string_view prefix) = 0;
@@ -25,8 +36,13 @@ class Storage {
   virtual Result<bool> remove(std::string_view path) = 0;
   // Moves a blob or a whole folder to `to` in one atomic step: a reader sees everything at `from`
   // or everything at `to`, never a part. errc::conflict when `to` exists (nothing is replaced),
-  // errc::not_found when `from` does not. This is how a folder is published all at once.
+  // errc::not_found when `from` does not.
   virtual Result<void> rename(std::string_view from, std::string_view to) = 0;
+  // Makes the folder `folder` holding `blobs` (paths relative to it) in one step: a reader sees
+  // nothing at `folder` or all of it, and a crash leaves one or the other. errc::conflict when
+  // `folder` exists (nothing is replaced, nothing of this call is left). A durable store flushes
+  // the blobs and their folders once, before the folder appears.
+  virtual Result<void> publish_folder(std::string_view folder, std::span<const BlobWrite> blobs) = 0;
   virtual Health health() = 0;
 };
 

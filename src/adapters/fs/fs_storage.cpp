@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,18 @@ std::pair<std::string, std::string> split_last(std::string_view path) {
   if (slash == std::string_view::npos) return {std::string(), std::string(path)};
   return {std::string(path.substr(0, slash)), std::string(path.substr(slash + 1))};
 }
+
+// What writes in progress are named: ".<name>.tmp-<random>", a file of put() or a folder of
+// publish_folder(). Listing skips them; a crash can leave one behind, never in a listing.
+std::string temporary_name(std::string_view name, std::string_view suffix) {
+  std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
+  temporary += name;
+  temporary += ".tmp-";
+  temporary += suffix;
+  return temporary;
+}
+
+bool is_temporary_name(std::string_view name) { return name.starts_with(".") && name.find(".tmp-") != std::string_view::npos; }
 
 class Fd {
  public:
@@ -114,6 +127,15 @@ class FsStorage final : public ports::Storage {
     // The root folder was removed meanwhile (a clean-up by hand, say): nothing can be made in it
     // any more, so it is made again, as a fresh start would, instead of failing every write.
     if (!written && root_was_removed() && reopen_root()) written = write(path, bytes);
+    return written;
+  }
+
+  Result<void> put_all(std::span<const ports::BlobWrite> blobs) override {
+    for (const auto& blob : blobs) {
+      if (auto bad = check_shape(blob.path, false)) return *bad;
+    }
+    auto written = write_all(blobs);
+    if (!written && root_was_removed() && reopen_root()) written = write_all(blobs);
     return written;
   }
 
@@ -184,6 +206,16 @@ class FsStorage final : public ports::Storage {
     return {};
   }
 
+  Result<void> publish_folder(std::string_view folder, std::span<const ports::BlobWrite> blobs) override {
+    if (auto bad = check_shape(folder, false)) return *bad;
+    for (const auto& blob : blobs) {
+      if (auto bad = check_shape(std::string(folder) + "/" + std::string(blob.path), false)) return *bad;
+    }
+    auto published = publish(folder, blobs);
+    if (!published && published.error() != errc::conflict && root_was_removed() && reopen_root()) published = publish(folder, blobs);
+    return published;
+  }
+
   ports::Health health() override {
     const auto started = std::chrono::steady_clock::now();
     std::error_code error;
@@ -193,43 +225,166 @@ class FsStorage final : public ports::Storage {
   }
 
  private:
+  // Folders to flush once what a call writes is in place, each open once, by path ("" the root).
+  using Folders = std::map<std::string, Fd, std::less<>>;
+
   // One put: a temporary file in the folder, flushed, renamed over the name, the folder flushed.
   Result<void> write(std::string_view path, std::string_view bytes) const {
     const auto [folder_path, name] = split_last(path);
     auto folder = open_folder(folder_path, path, true);
     if (!folder) return std::move(folder).error();
-    const int at = folder->get();
+    if (auto written = write_file(folder->get(), folder_path, name, bytes); !written) return written;
+    ::fsync(folder->get());  // the rename itself survives a crash
+    return {};
+  }
 
-    std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
-    temporary += name;
-    temporary += ".tmp-";
-    temporary += random_suffix();
-    const auto temporary_path = [&folder_path = folder_path, &temporary] { return folder_path.empty() ? temporary : folder_path + "/" + temporary; };
+  // put_all: every file flushed and renamed into place as by write(), then each folder flushed once,
+  // with the folders that had to be made for them.
+  Result<void> write_all(std::span<const ports::BlobWrite> blobs) const {
+    Folders folders;  // the folders written into
+    Folders made_in;  // the folders new ones were made in
+    for (const auto& blob : blobs) {
+      const auto [folder_path, name] = split_last(blob.path);
+      auto found = folders.find(folder_path);
+      if (found == folders.end()) {
+        auto folder = open_folder(folder_path, blob.path, true, &made_in);
+        if (!folder) return std::move(folder).error();
+        found = folders.emplace(folder_path, std::move(*folder)).first;
+      }
+      if (auto written = write_file(found->second.get(), folder_path, name, blob.bytes); !written) return written;
+    }
+    for (auto& [path, folder] : made_in) folders.try_emplace(path, std::move(folder));
+    return flush_folders(folders, "");
+  }
+
+  // A temporary file in the folder open at `at`, written, flushed and renamed over `name`; the
+  // folder is not flushed.
+  Result<void> write_file(int at, const std::string& folder_path, const std::string& name, std::string_view bytes) const {
+    const std::string temporary = temporary_name(name, random_suffix());
+    const auto temporary_path = [&] { return folder_path.empty() ? temporary : folder_path + "/" + temporary; };
     Fd file(::openat(at, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (file.get() < 0) return io_error("cannot create", temporary_path(), errno);
-    std::size_t written = 0;
-    while (written < bytes.size()) {
-      const auto n = ::write(file.get(), bytes.data() + written, bytes.size() - written);
-      if (n < 0) {
-        const int saved = errno;
-        ::unlinkat(at, temporary.c_str(), 0);
-        return io_error("cannot write", temporary_path(), saved);
-      }
-      written += static_cast<std::size_t>(n);
-    }
-    if (::fsync(file.get()) != 0 || ::close(file.release()) != 0) {
-      const int saved = errno;
+    if (auto written = write_bytes(file, bytes, temporary_path()); !written) {
       ::unlinkat(at, temporary.c_str(), 0);
-      return io_error("cannot flush", temporary_path(), saved);
+      return written;
     }
     // Replaces whatever the name was, a symlink included, inside this folder: nothing is followed.
     if (::renameat(at, temporary.c_str(), at, name.c_str()) != 0) {
       const int saved = errno;
       ::unlinkat(at, temporary.c_str(), 0);
-      return io_error("cannot move into place", std::string(path), saved);
+      const auto path = folder_path.empty() ? name : folder_path + "/" + name;
+      return io_error("cannot move into place", path, saved);
     }
-    ::fsync(at);  // the rename itself survives a crash
     return {};
+  }
+
+  // Writes all of `bytes` to a new file, flushes and closes it.
+  static Result<void> write_bytes(Fd& file, std::string_view bytes, const std::string& path) {
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      const auto n = ::write(file.get(), bytes.data() + written, bytes.size() - written);
+      if (n < 0) return io_error("cannot write", path, errno);
+      written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(file.get()) != 0 || ::close(file.release()) != 0) return io_error("cannot flush", path, errno);
+    return {};
+  }
+
+  // Flushes every folder of `folders` (paths below `under`, the root's path for messages).
+  static Result<void> flush_folders(const Folders& folders, const std::string& under) {
+    for (const auto& [path, folder] : folders) {
+      if (::fsync(folder.get()) != 0) {
+        const auto named = under.empty() ? (path.empty() ? std::string(".") : path) : (path.empty() ? under : under + "/" + path);
+        return io_error("cannot flush the folder", named, errno);
+      }
+    }
+    return {};
+  }
+
+  // publish_folder: a temporary folder beside `folder`, its blobs written straight to their names
+  // (no one else knows the folder yet), every file and folder of it flushed, then renamed into
+  // place without replacing anything, and the folder that holds it flushed. A failure or a
+  // conflict removes the temporary folder.
+  Result<void> publish(std::string_view folder, std::span<const ports::BlobWrite> blobs) const {
+    const auto [parent_path, name] = split_last(folder);
+    Folders made_in;
+    auto parent = open_folder(parent_path, folder, true, &made_in);
+    if (!parent) return std::move(parent).error();
+    const auto exists = [&] { return Error{errc::conflict, "storage path \"" + std::string(folder) + "\": already exists"}; };
+    struct stat info {};
+    if (::fstatat(parent->get(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0) return exists();
+    if (errno != ENOENT) return io_error("cannot publish", std::string(folder), errno);
+
+    const std::string temporary = temporary_name(name, random_suffix());
+    const std::string temporary_path = parent_path.empty() ? temporary : parent_path + "/" + temporary;
+    if (::mkdirat(parent->get(), temporary.c_str(), 0777) != 0) return io_error("cannot create", temporary_path, errno);
+    auto written = write_tree(parent->get(), temporary, temporary_path, blobs);
+    if (written && ::renameat2(parent->get(), temporary.c_str(), parent->get(), name.c_str(), RENAME_NOREPLACE) != 0) {
+      const int saved = errno;
+      written = saved == EEXIST || saved == ENOTEMPTY ? exists() : io_error("cannot publish " + temporary_path + " as", std::string(folder), saved);
+    }
+    if (!written) {
+      remove_tree(parent->get(), temporary);
+      return written;
+    }
+    if (::fsync(parent->get()) != 0) return io_error("cannot flush the folder of", std::string(folder), errno);
+    made_in.erase(parent_path);
+    return flush_folders(made_in, "");
+  }
+
+  // The blobs of publish() in the new, empty folder `temporary` of `parent`, all flushed.
+  static Result<void> write_tree(int parent, const std::string& temporary, const std::string& temporary_path,
+                                 std::span<const ports::BlobWrite> blobs) {
+    Folders folders;  // below the temporary folder, "" being itself
+    Fd top(::openat(parent, temporary.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (top.get() < 0) return io_error("cannot open", temporary_path, errno);
+    folders.emplace("", std::move(top));
+    for (const auto& blob : blobs) {
+      const auto [folder_path, name] = split_last(blob.path);
+      // Each missing folder on the way is made and opened, never followed if something else is there.
+      std::size_t start = 0;
+      while (!folders.contains(folder_path)) {
+        const auto end = std::min(folder_path.find('/', start), folder_path.size());
+        const auto path = folder_path.substr(0, end);
+        if (!folders.contains(path)) {
+          const int at = folders.at(start == 0 ? std::string() : folder_path.substr(0, start - 1)).get();
+          const auto segment = folder_path.substr(start, end - start);
+          if (::mkdirat(at, segment.c_str(), 0777) != 0 && errno != EEXIST) return io_error("cannot create", temporary_path + "/" + path, errno);
+          Fd made(::openat(at, segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+          if (made.get() < 0) return io_error("cannot create", temporary_path + "/" + path, errno);
+          folders.emplace(path, std::move(made));
+        }
+        start = end + 1;
+      }
+      const auto path = temporary_path + "/" + std::string(blob.path);
+      Fd file(::openat(folders.at(folder_path).get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+      if (file.get() < 0) return io_error("cannot create", path, errno);
+      if (auto written = write_bytes(file, blob.bytes, path); !written) return written;
+    }
+    return flush_folders(folders, temporary_path);
+  }
+
+  // Removes the folder `name` of `at` and everything in it, following no symlink; what cannot be
+  // removed stays (a temporary folder, never listed).
+  static void remove_tree(int at, const std::string& name) {
+    {
+      Fd folder(::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (folder.get() < 0) return;
+      std::vector<std::string> subfolders;
+      alignas(8) char buffer[8192];
+      long filled = 0;
+      while ((filled = ::getdents64(folder.get(), buffer, sizeof buffer)) > 0) {
+        for (long offset = 0; offset < filled;) {
+          const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
+          offset += entry->d_reclen;
+          const std::string_view entry_name = entry->d_name;
+          if (entry_name == "." || entry_name == "..") continue;
+          if (::unlinkat(folder.get(), entry->d_name, 0) != 0 && errno == EISDIR) subfolders.emplace_back(entry_name);
+        }
+      }
+      for (const auto& subfolder : subfolders) remove_tree(folder.get(), subfolder);
+    }
+    ::unlinkat(at, name.c_str(), AT_REMOVEDIR);
   }
 
   // Opens `relative` (checked already) below the root. The kernel refuses every symlink that leaves
@@ -266,7 +421,9 @@ class FsStorage final : public ports::Storage {
   // `create`, the missing folders are made one by one below the deepest one that exists, each
   // opened below the root, and the folder holding a new one is flushed, so that a file put into it
   // later cannot vanish in a crash along with its folder.
-  Result<Fd> open_folder(const std::string& folder, std::string_view path, bool create) const {
+  // With `made_in`, a folder that a new one was made in is left there (by its path, open) to be
+  // flushed by the caller, once for a whole batch, instead of at once.
+  Result<Fd> open_folder(const std::string& folder, std::string_view path, bool create, Folders* made_in = nullptr) const {
     auto opened = open_beneath(folder.empty() ? std::string(".") : folder, O_RDONLY | O_DIRECTORY);
     if (opened.outside) return leads_out(path);
     if (!opened.error) return std::move(opened.fd);
@@ -289,7 +446,9 @@ class FsStorage final : public ports::Storage {
       const auto end = std::min(folder.find('/', start), folder.size());
       const std::string segment = folder.substr(start, end - start);
       if (::mkdirat(at.fd.get(), segment.c_str(), 0777) == 0) {
-        ::fsync(at.fd.get());
+        const auto at_path = start == 0 ? std::string() : folder.substr(0, start - 1);
+        if (!made_in) ::fsync(at.fd.get());
+        else if (!made_in->contains(at_path)) made_in->emplace(at_path, std::move(at.fd));
       } else if (errno != EEXIST) {
         return io_error("cannot create the folder of", std::string(path), errno);
       }
@@ -346,9 +505,10 @@ class FsStorage final : public ports::Storage {
     if (type == DT_LNK) {  // listed when it leads to a file; a symlinked folder is not walked
       type = ::fstatat(at, entry.d_name, &info, 0) == 0 && S_ISREG(info.st_mode) ? DT_REG : DT_UNKNOWN;
     }
+    if (is_temporary_name(name)) return;  // a write in progress: a put()'s file or a publish_folder()'s folder
     if (type == DT_DIR) {
       subfolders.emplace_back(name);
-    } else if (type == DT_REG && !(name.starts_with(".") && name.find(".tmp-") != std::string_view::npos)) {  // else a write in progress
+    } else if (type == DT_REG) {
       paths.push_back(prefix.empty() ? std::string(name) : prefix + "/" + std::string(name));
     }
   }

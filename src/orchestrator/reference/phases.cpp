@@ -146,13 +146,15 @@ Result<Workspace> CodePhase::handle(const CodeRequest& input, Context& context) 
   auto& storage = *context.ports.storage;
   Workspace workspace{input.task, input.plan, input.round, folder_of(context.envelope, "workspaces"), {}};
   std::set<std::string> written;
+  std::vector<ports::BlobWrite> blobs;
   for (const auto& item : answer->as_array()) {
     const std::string path(item.at("path").as_string());
-    const std::string content(item.at("content").as_string());
-    if (auto put = storage.put(workspace.folder + "/" + path, content); !put) return std::move(put).error();
+    const auto& content = item.at("content").as_string();
+    blobs.push_back({*written.insert(workspace.folder + "/" + path).first, content});  // paths are unique (parse_files)
     workspace.files.push_back({path, content.size(), content_digest(content)});
-    written.insert(workspace.folder + "/" + path);
   }
+  // One call for all of them: the store flushes each folder once, not once per file.
+  if (auto put = storage.put_all(blobs); !put) return std::move(put).error();
   // What an earlier round wrote and this one did not is not part of this version.
   auto existing = storage.list(workspace.folder);
   if (!existing) return std::move(existing).error();
@@ -228,8 +230,8 @@ Result<Release> DeployPhase::handle(const Certified& input, Context& context) {
   auto published = storage.list(release_folder);
   if (!published) return std::move(published).error();
   if (published->empty()) {
-    // Staged under a name of this delivery, then published in one rename: a reader sees all or nothing.
-    const auto staging = "staging/" + envelope.corr_id + "-" + envelope.id;
+    std::vector<std::string> contents;
+    contents.reserve(input.files.size());
     for (const auto& file : input.files) {
       auto content = storage.get(input.folder + "/" + file.path);
       if (!content) return std::move(content).error();
@@ -237,15 +239,14 @@ Result<Release> DeployPhase::handle(const Certified& input, Context& context) {
         return permanent_failure("workspace file " + file.path + " changed after certification (digest " + content_digest(*content) +
                                  ", certified " + file.digest + ")");
       }
-      if (auto put = storage.put(staging + "/" + file.path, *content); !put) return std::move(put).error();
+      contents.push_back(std::move(*content));
     }
-    auto moved = storage.rename(staging, release_folder);
-    if (!moved && moved.error() != errc::conflict) return std::move(moved).error();
-    if (!moved) {  // another delivery published first: its release stands, this staging goes
-      if (auto leftovers = storage.list(staging)) {
-        for (const auto& path : *leftovers) (void)storage.remove(path);
-      }
-    }
+    std::vector<ports::BlobWrite> blobs;
+    for (std::size_t i = 0; i < input.files.size(); ++i) blobs.push_back({input.files[i].path, contents[i]});
+    // Published in one step: a reader sees all of the release or nothing. A conflict means another
+    // delivery published first; its release stands (the same certified files).
+    auto made = storage.publish_folder(release_folder, blobs);
+    if (!made && made.error() != errc::conflict) return std::move(made).error();
   }
 
   Release release{envelope.corr_id, envelope.tenant_id, release_folder, input.files, input.rounds, format_rfc3339(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()))};
