@@ -1,6 +1,7 @@
 #include "baton/app/bench.hpp"
 
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,6 +173,25 @@ std::string redis_url_of(const BenchOptions& options, std::unique_ptr<LocalRedis
   return private_server->url();
 }
 
+// What kind of filesystem holds `folder`, by name for the common ones: a pipeline run on tmpfs
+// and one on a disk differ by the cost of every fsync.
+std::string filesystem_name(const stdfs::path& folder) {
+  struct statfs info {};
+  if (::statfs(folder.c_str(), &info) != 0) return "unknown";
+  switch (static_cast<unsigned long>(info.f_type)) {
+    case 0x01021994: return "tmpfs";
+    case 0xEF53: return "ext4";  // ext2 and ext3 share the number
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794C7630: return "overlayfs";
+    case 0x6969: return "nfs";
+    default: break;
+  }
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));
+  return hex;
+}
+
 std::uint64_t physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page_size = ::sysconf(_SC_PAGESIZE);
@@ -194,6 +214,10 @@ std::optional<std::string> bench_options_error(const BenchOptions& options, std:
     std::ostringstream given;
     given << options.rate;
     return "--rate must be a number of messages per second, 0 (flat out) or more, got " + given.str();
+  }
+  if (!options.scratch.empty()) {
+    std::error_code error;
+    if (!stdfs::is_directory(options.scratch, error)) return "--scratch must be an existing folder, got \"" + options.scratch + "\"";
   }
   // A payload the bus would refuse to publish is refused here, before the baseline spends minutes on it.
   if (const auto limit = CodecLimits{}.max_payload_bytes; options.payload_bytes > limit) {
@@ -223,7 +247,11 @@ int run_bench(const BenchOptions& options) {
   // Indices [0, warm_up) are the warm-up, [warm_up, total) the measured messages.
   const std::size_t warm_up = options.warm_up.value_or(options.messages / 10);
   const std::size_t total = warm_up + options.messages;
-  auto made = make_scratch_folder(stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm") : stdfs::temp_directory_path(), "baton-bench-");
+  const stdfs::path scratch = !options.scratch.empty() ? stdfs::path(options.scratch)
+                              : stdfs::exists("/dev/shm") ? stdfs::path("/dev/shm")
+                                                          : stdfs::temp_directory_path();
+  const std::string scratch_filesystem = filesystem_name(scratch);
+  auto made = make_scratch_folder(scratch, "baton-bench-");
   if (!made) {
     std::cerr << "baton bench: " << made.error().message() << "\n";
     return 1;
@@ -534,6 +562,7 @@ int run_bench(const BenchOptions& options) {
   json::object report{{"mode", options.mode}, {"messages", options.messages}, {"warm_up_messages", warm_up}, {"producers", options.producers},
                       {"consumers", options.consumers}, {"payload_bytes", options.payload_bytes}, {"rate", options.rate},
                       {"bus", memory ? "memory://" : (private_server ? "private redis-server (AOF off)" : "redis")},
+                      {"scratch", scratch.string()}, {"scratch_filesystem", scratch_filesystem},
                       {"seconds", seconds}, {"throughput_msgs_per_s", throughput},
                       {"baseline_xadd_per_s", baseline_per_s ? json::value(*baseline_per_s) : json::value(nullptr)},
                       {"ratio_to_baseline", baseline_per_s ? json::value(throughput / *baseline_per_s) : json::value(nullptr)},
@@ -557,6 +586,7 @@ int run_bench(const BenchOptions& options) {
   if (!options.json) {
     std::printf("mode %s: %zu messages of %zu bytes after a warm-up of %zu, %d producer(s), %d consumer(s)%s\n", options.mode.c_str(),
                 options.messages, options.payload_bytes, warm_up, options.producers, options.consumers, options.rate > 0 ? ", paced" : "");
+    std::printf("  files (storage, log) under   %s (%s)\n", scratch.c_str(), scratch_filesystem.c_str());
     if (baseline_per_s) {
       std::printf("  raw pipelined XADD baseline  %10.0f /s (same server, same client, same bytes; mean of %.0f before and %.0f after,\n"
                   "                               following a warm-up run of %.0f)\n",

@@ -336,6 +336,8 @@ int main(int argc, char** argv) {
   bench_command->add_option("--payload-bytes", bench_options.payload_bytes, "Payload size, up to the envelope limit of " + std::to_string(CodecLimits{}.max_payload_bytes))->capture_default_str();
   bench_command->add_option("--rate", bench_options.rate, "Messages per second to pace the producers at (0: flat out)")->capture_default_str();
   bench_command->add_flag("--json", bench_options.json, "No progress bar; the JSON object is the last line either way");
+  bench_command->add_option("--scratch", bench_options.scratch,
+                            "Folder for the run's files: the pipeline's storage, the log (default: /dev/shm, so that the disk is not measured)");
 
   auto* run_command = cli.add_subcommand("run", "Run the workers of the pipeline's phases until SIGINT/SIGTERM");
   app::RunOptions run_options;

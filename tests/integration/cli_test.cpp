@@ -453,6 +453,22 @@ TEST(Cli, ABenchOnAServerOfTheUsersLeavesNothingWithoutAnExpiry) {
   EXPECT_EQ(server.cli({"GET", "users-own-key"}), "kept\n");
 }
 
+// `--scratch DIR`: the pipeline's files go to a folder of the run's own under DIR, the JSON says
+// where and on what filesystem, and the folder goes when the run ends.
+TEST(Cli, ABenchPutsItsFilesUnderTheScratchFolderItIsGivenAndTakesThemAway) {
+  baton::test::RedisServer server({.append_only = false});
+  const auto scratch = server.directory() / "scratch";
+  std::filesystem::create_directories(scratch);
+  const auto ran = baton(server, "bench --bus memory:// --mode pipeline --messages 20 --json --scratch '" + scratch.string() + "'");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  const auto last_line = ran.output.substr(ran.output.rfind('\n', ran.output.size() - 2) + 1);
+  const auto report = boost::json::parse(last_line).as_object();
+  EXPECT_EQ(report.at("scratch").as_string(), scratch.string());
+  EXPECT_FALSE(report.at("scratch_filesystem").as_string().empty());
+  EXPECT_EQ(report.at("lost").as_int64(), 0);
+  EXPECT_TRUE(std::filesystem::is_empty(scratch)) << "the run's folder was left under the scratch folder";
+}
+
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
   baton::test::RedisServer server({.append_only = false});
   EXPECT_EQ(baton(server, "run", "BATON_PIPELINE_PHASES=plan,review").exit_code, 2) << "no phase named review is linked";

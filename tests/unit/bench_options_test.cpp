@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "baton/app/bench.hpp"
 #include "baton/core/codec.hpp"
+#include "support/unique_id.hpp"
 
 namespace baton::app {
 namespace {
@@ -28,6 +31,15 @@ TEST(BenchOptions, EachBadOptionIsNamedWithWhatWasGiven) {
   EXPECT_EQ(error_of({.producers = 257}), "--producers must be 1-256, got 257");
   EXPECT_EQ(error_of({.consumers = -1}), "--consumers must be 1-1024, got -1");
   EXPECT_EQ(error_of({.consumers = 1025}), "--consumers must be 1-1024, got 1025");
+}
+
+TEST(BenchOptions, AScratchFolderMustExist) {
+  EXPECT_EQ(error_of({.scratch = "/nonexistent/baton-scratch"}), "--scratch must be an existing folder, got \"/nonexistent/baton-scratch\"");
+  const auto file = std::filesystem::temp_directory_path() / test::unique_name("bench-scratch-file");
+  std::ofstream(file) << "not a folder";
+  EXPECT_EQ(error_of({.scratch = file.string()}), "--scratch must be an existing folder, got \"" + file.string() + "\"");
+  std::filesystem::remove(file);
+  EXPECT_EQ(error_of({.scratch = std::filesystem::temp_directory_path().string()}), "");
 }
 
 TEST(BenchOptions, ARateMustBeAFiniteNumberOfZeroOrMore) {

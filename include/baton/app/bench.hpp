@@ -33,6 +33,9 @@ struct BenchOptions {
   double rate = 0;                  // messages per second over all producers; 0: as fast as possible
   bool json = false;                // one JSON object as the last line, no progress bar
   std::chrono::seconds timeout{600};
+  // Where the run's files go (the pipeline's storage and the log); empty:
+  // /dev/shm when there is one, so that a run measures baton and Redis, not the disk.
+  std::string scratch;
 };
 
 // Why these options cannot make a run, naming the option; nullopt when they can. `local_memory_bytes`
