@@ -445,13 +445,14 @@ class FsStorage final : public ports::Storage {
     while (start < folder.size()) {
       const auto end = std::min(folder.find('/', start), folder.size());
       const std::string segment = folder.substr(start, end - start);
-      if (::mkdirat(at.fd.get(), segment.c_str(), 0777) == 0) {
-        const auto at_path = start == 0 ? std::string() : folder.substr(0, start - 1);
-        if (!made_in) ::fsync(at.fd.get());
-        else if (!made_in->contains(at_path)) made_in->emplace(at_path, std::move(at.fd));
-      } else if (errno != EEXIST) {
+      // Made here or, racing, by another writer: either way its parent is flushed before this
+      // write reports success, since the other writer may not have flushed it yet.
+      if (::mkdirat(at.fd.get(), segment.c_str(), 0777) != 0 && errno != EEXIST) {
         return io_error("cannot create the folder of", std::string(path), errno);
       }
+      const auto at_path = start == 0 ? std::string() : folder.substr(0, start - 1);
+      if (!made_in) ::fsync(at.fd.get());
+      else if (!made_in->contains(at_path)) made_in->emplace(at_path, std::move(at.fd));
       auto next = open_beneath(folder.substr(0, end), O_RDONLY | O_DIRECTORY);
       if (next.outside) return leads_out(path);
       if (next.error) return io_error("cannot create the folder of", std::string(path), next.error);
