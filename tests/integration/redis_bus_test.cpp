@@ -1350,6 +1350,98 @@ TEST(RedisKv, ABatchOfAppendsIsOneRoundTrip) {
 
 // The bus's scripts are sent by hash, some of them pipelined with a read: after the server forgot
 // them (SCRIPT FLUSH, or a restart), retries still come back.
+// An idle subscription's reader waits in XREADGROUP for its whole BLOCK time, cut short only by
+// its housekeeping. It once also woke every 20 ms to move due retries behind a read, whether any
+// were waiting or not: 50 turns a second away from Redis, during which a batch waited.
+TEST(RedisBus, AnIdleSubscriptionReadsOnlyAsOftenAsItsBlockAndHousekeepingSay) {
+  RedisServer server({.append_only = false});
+  // An idle server looks at blocked reads' timeouts ten times a second; at 100 it ends each
+  // read when its BLOCK says, as a busy one does.
+  ASSERT_EQ(server.cli({"CONFIG", "SET", "hz", "100"}), "OK\n");
+  auto options = bus_options(server);
+  options.block = 250ms;
+  options.reclaim_interval = 1s;
+  options.reclaim_idle = 30s;  // keep-alives every 10 s
+  auto bus = make_redis_bus(options);
+  const std::string topic = test::unique_name("idle");
+  std::atomic<int> handled{0};
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++handled;
+    return {};
+  }, durable("workers", "only", 1));
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.idle", boost::json::value(1))));
+  ASSERT_TRUE(test::eventually([&] { return handled.load() == 1; }, 10s));
+  const int before = command_calls(server, "xreadgroup");
+  std::this_thread::sleep_for(1500ms);
+  const int reads = command_calls(server, "xreadgroup") - before;
+  // Six BLOCKs of 250 ms and one or two reclaims in 1.5 s: about 8. A read cut every 20 ms: 75.
+  EXPECT_LE(reads, 20) << server.cli({"INFO", "commandstats"});
+  EXPECT_GE(reads, 1) << "the reader stopped reading";
+}
+
+// A retry this subscription scheduled wakes the retry mover for its due time, long before the
+// mover's next look at the retry set (30 s here).
+TEST(RedisBus, ARetryComesBackWhenDueAndNotAtTheNextSweep) {
+  RedisServer server({.append_only = false});
+  auto options = bus_options(server);
+  options.retry_sweep = 30s;
+  auto bus = make_redis_bus(options);
+  const std::string topic = test::unique_name("due");
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::time_point> tries;
+  auto subscribe_options = durable("workers", "only", 1);
+  subscribe_options.redelivery.base_delay = subscribe_options.redelivery.max_delay = 300ms;
+  subscribe_options.redelivery.jitter = Jitter::none;
+  auto subscription = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    std::lock_guard lock(mutex);
+    tries.push_back(std::chrono::steady_clock::now());
+    if (tries.size() == 1) return Error{errc::unavailable, "the first try fails"};
+    return {};
+  }, subscribe_options);
+  ASSERT_TRUE(subscription);
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.due", boost::json::value(1))));
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard lock(mutex);
+    return tries.size() == 2;
+  }, 15s)) << "the retry did not come back before the sweep";
+  std::lock_guard lock(mutex);
+  EXPECT_GE(tries[1] - tries[0], 300ms) << "the retry came back before it was due";
+}
+
+// A retry that another consumer scheduled and did not live to move comes back when due: the
+// mover's look at the retry set tells it when the earliest retry there falls due.
+TEST(RedisBus, ARetryLeftByAConsumerThatStoppedComesBackWhenDue) {
+  RedisServer server({.append_only = false});
+  auto options = bus_options(server);
+  options.retry_sweep = 30s;
+  auto bus = make_redis_bus(options);
+  const std::string topic = test::unique_name("left");
+  auto subscribe_options = durable("workers", "first", 1);
+  subscribe_options.redelivery.base_delay = subscribe_options.redelivery.max_delay = 1500ms;
+  subscribe_options.redelivery.jitter = Jitter::none;
+  auto first = bus->subscribe(topic, [](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    return Error{errc::unavailable, "this consumer fails and stops"};
+  }, subscribe_options);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(bus->publish(topic, make_envelope("test.left", boost::json::value(1))));
+  const auto retry_set = stream_key(topic) + ":retry:workers";
+  ASSERT_TRUE(test::eventually([&] { return server.cli({"ZCARD", retry_set}) == "1\n"; }, 10s));
+  first->stop();
+  ASSERT_EQ(server.cli({"ZCARD", retry_set}), "1\n") << "moved before its consumer stopped: the test shows nothing";
+
+  std::atomic<int> handled{0};
+  subscribe_options.consumer = "second";
+  const auto started = std::chrono::steady_clock::now();
+  auto second = bus->subscribe(topic, [&](const JsonEnvelope&, const ports::DeliveryInfo&) -> Result<void> {
+    ++handled;
+    return {};
+  }, subscribe_options);
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(test::eventually([&] { return handled.load() == 1; }, 15s)) << "the retry waited for the next sweep";
+  EXPECT_GT(std::chrono::steady_clock::now() - started, 500ms) << "not due yet when the second consumer started: it had to wait";
+}
+
 TEST(RedisBus, RetriesComeBackAfterTheScriptCacheIsFlushed) {
   RedisServer server({.append_only = false});
   const std::string topic = test::unique_name("flush");

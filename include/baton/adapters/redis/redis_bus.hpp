@@ -41,7 +41,8 @@ struct RedisBusOptions {
   std::size_t readers = 2;
   std::chrono::milliseconds reclaim_idle{30'000};   // an entry idle this long belongs to a dead consumer
   std::chrono::milliseconds reclaim_interval{1'000};  // how often XAUTOCLAIM looks
-  std::chrono::milliseconds retry_poll{20};         // how often due redeliveries are moved back
+  std::chrono::milliseconds retry_poll{20};         // due redeliveries are moved back at most this often
+  std::chrono::milliseconds retry_sweep{1'000};     // how often the retry set is looked at when no retry is known to be due
   // Retention: an entry is trimmed once every group has acked it and it is older than this. Entries
   // some group has pending or not yet read are never trimmed (no blind MAXLEN).
   std::chrono::milliseconds retain_acked{600'000};

@@ -280,6 +280,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     for (std::size_t i = 0; i < reader_connections_.size(); ++i) readers_.emplace_back([this, i] { read_loop(i); });
     for (int i = 0; i < options_.concurrency; ++i) workers_.emplace_back([this] { work_loop(); });
     committer_ = std::thread([this] { commit_loop(); });
+    mover_ = std::thread([this] { move_loop(); });
     return {};
   }
 
@@ -293,6 +294,11 @@ class RedisSubscription final : public ports::Subscription::Control {
       commit_ready_.notify_all();
       backlog_ready_.notify_all();
     }
+    {
+      std::lock_guard lock(move_mutex_);
+      move_wake_.notify_all();
+    }
+    if (mover_.joinable()) mover_.join();
     for (auto& reader : readers_) {
       if (reader.joinable()) reader.join();
     }
@@ -329,7 +335,7 @@ class RedisSubscription final : public ports::Subscription::Control {
           if (stop_.stop_requested()) return;
         }
         const auto room = wait_for_room(std::chrono::steady_clock::now() + shared_->options.block, shared_->options.read_count);
-        if (room > 0) read(connection, ReadPlan{room, std::nullopt, false}, nullptr);
+        if (room > 0) read(connection, ReadPlan{room, std::nullopt}, nullptr);
       }
     }
     std::optional<PendingRead> next;  // often in flight already when the loop comes round
@@ -341,11 +347,6 @@ class RedisSubscription final : public ports::Subscription::Control {
         continue;
       }
       const auto now = std::chrono::steady_clock::now();
-      bool move_now = false;  // moved in the same round trip as the next read
-      if (now >= chores_.next_move) {
-        move_now = true;
-        chores_.next_move = now + shared_->options.retry_poll;
-      }
       if (now >= chores_.next_reclaim) {
         reclaim();
         trim();
@@ -356,11 +357,8 @@ class RedisSubscription final : public ports::Subscription::Control {
         chores_.next_keep_alive = now + std::max(shared_->options.reclaim_idle / 3, std::chrono::milliseconds{10});
       }
       const std::size_t room = wait_for_room(chores_.next_due(), shared_->options.read_count);
-      if (room == 0) {
-        if (move_now) move_due();
-        continue;
-      }
-      read(connection, ReadPlan{room, block_until(chores_.next_due()), move_now}, &next);
+      if (room == 0) continue;
+      read(connection, ReadPlan{room, block_until(chores_.next_due())}, &next);
     }
     // A read still in flight at stop: its entries go back to the group at once, unstarted.
     if (next) {
@@ -372,10 +370,11 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
   }
 
-  // The first reader's housekeeping moments; its thread alone touches them.
+  // The first reader's housekeeping moments; its thread alone touches them. Due redeliveries are
+  // the retry mover's (move_loop), so that no read is cut short for them.
   struct Chores {
-    std::chrono::steady_clock::time_point next_move, next_reclaim, next_keep_alive;
-    std::chrono::steady_clock::time_point next_due() const { return std::min({next_move, next_reclaim, next_keep_alive}); }
+    std::chrono::steady_clock::time_point next_reclaim, next_keep_alive;
+    std::chrono::steady_clock::time_point next_due() const { return std::min(next_reclaim, next_keep_alive); }
   } chores_;
 
   // A read never waits past the next housekeeping moment, nor longer than `block`.
@@ -385,13 +384,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   }
 
   // What a read asks for: up to `room` entries (room taken, given back once they are queued),
-  // blocking up to `block` (none: return at once), with due redeliveries moved just before.
+  // blocking up to `block` (none: return at once).
   struct ReadPlan {
     std::size_t room = 0;
     std::optional<std::chrono::milliseconds> block;
-    bool move_due_first = false;
-    std::size_t commands() const { return move_due_first ? 2 : 1; }
-    std::string name() const { return move_due_first ? "move due, XREADGROUP" : "XREADGROUP"; }
   };
   // The next read, written behind the last begin of a read in the same write (plan_read_behind
   // says when), its reply not yet taken in: Redis runs it as soon as the begin is done, so a batch
@@ -418,9 +414,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     const std::size_t room = wait_for_room(now, shared_->options.read_count);
     if (room == 0) return std::nullopt;
-    const bool move_now = now >= chores_.next_move;
-    if (move_now) chores_.next_move = now + shared_->options.retry_poll;
-    return ReadPlan{room, block_until(chores_.next_due()), move_now};
+    return ReadPlan{room, block_until(chores_.next_due())};
   }
 
   // How many more entries the workers can take; waits (briefly) while they are all busy.
@@ -495,12 +489,10 @@ class RedisSubscription final : public ports::Subscription::Control {
   // the read after it may go out behind this one's begin.
   void read(Connection& connection, const ReadPlan& plan, std::optional<PendingRead>* next) {
     const auto asked_at = std::chrono::steady_clock::now();
-    take_in(connection, connection.execute_encoded(encode_read(plan), plan.commands(), plan.name()), plan, asked_at, next);
+    take_in(connection, connection.execute_encoded(encode_read(plan), 1, "XREADGROUP"), plan, asked_at, next);
   }
 
   std::string encode_read(const ReadPlan& plan) const {
-    std::string pipeline;
-    if (plan.move_due_first) pipeline = shared_->move_due_script.encode_call({retry_set_, redeliveries_}, {"256"});
     Command command{"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(plan.room)};
     if (plan.block) {
       command.push_back("BLOCK");
@@ -508,8 +500,7 @@ class RedisSubscription final : public ports::Subscription::Control {
     }
     for (const char* argument : {"STREAMS", ">", ">"}) command.emplace_back(argument);
     command.insert(command.end() - 2, {keys_.stream, redeliveries_});
-    pipeline += detail::encode_command(command);
-    return pipeline;
+    return detail::encode_command(command);
   }
 
   // Takes in a read's replies: its entries are begun and queued, and the room taken for it given back.
@@ -519,14 +510,6 @@ class RedisSubscription final : public ports::Subscription::Control {
       pause_after_error(replies.error());
       release_room(plan.room);
       return;
-    }
-    if (plan.move_due_first && replies->front().is_error()) {
-      const auto failed = detail::error_from_reply("EVALSHA", replies->front());
-      if (failed.detail.find("NOSCRIPT") != std::string::npos) {
-        move_due();  // teaches the server the script
-      } else {
-        shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", failed.message()}});
-      }
     }
     Reply& reply = replies->back();
     if (reply.is_error()) {
@@ -654,8 +637,7 @@ class RedisSubscription final : public ports::Subscription::Control {
       auto pipelined = [&]() -> Result<std::vector<Reply>> {
         if (!read_behind) return connection.execute_encoded(pipeline, count, name);
         const auto asked_at = std::chrono::steady_clock::now();
-        auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind), read_behind->commands(),
-                                                                 read_behind->name());
+        auto [answered, later] = connection.execute_encoded_then(pipeline, count, name, encode_read(*read_behind), 1, "XREADGROUP");
         next->emplace(PendingRead{std::move(later), *read_behind, asked_at});
         read_behind.reset();
         return std::move(answered);
@@ -758,8 +740,11 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Puts an entry that may not run yet (its envelope id is in flight in another entry) in the retry
   // set for a moment, unchanged, without touching the mark.
   void retry_soon(const Entry& entry) {
-    finish(shared_->retry_script, entry, {*entry.stream, retry_set_, no_mark()},
-           {std::to_string(same_id_in_flight_delay.count()), *entry.body, "", ""});
+    const auto due = std::chrono::steady_clock::now() + same_id_in_flight_delay;
+    if (finish(shared_->retry_script, entry, {*entry.stream, retry_set_, no_mark()},
+               {std::to_string(same_id_in_flight_delay.count()), *entry.body, "", ""})) {
+      note_retry(due);
+    }
   }
 
   // What an envelope id's mark holds while this entry carries it.
@@ -798,9 +783,59 @@ class RedisSubscription final : public ports::Subscription::Control {
     return std::clamp<std::size_t>(std::min(by_time, queued), 1, 64);
   }
 
-  void move_due() {
-    auto moved = shared_->move_due_script.run(housekeeping(), {retry_set_, redeliveries_}, {"256"});
-    if (!moved) shared_->logger.warn("moving due redeliveries failed", {{"topic", topic_}, {"error", moved.error().message()}});
+  // ---- the retry mover: due redeliveries back into the redeliveries stream, whose read they wake ----
+  // It sleeps until the earliest retry it knows of: one this subscription scheduled (note_retry
+  // wakes it for a sooner one) or the earliest the script saw left in the group's set, which holds
+  // the other consumers' too. Knowing of none, it looks every retry_sweep, for the retries of a
+  // consumer that died before they were due. It moves at most every retry_poll, however many
+  // retries fall due. When the first reader moved them behind its reads instead, every read was cut
+  // short for the next move: at a steady rate its reader left Redis 50 times a second, and a batch
+  // that came meanwhile waited for it (docs/BENCHMARKS.md, round 17).
+  void move_loop() {
+    using Clock = std::chrono::steady_clock;
+    const auto& options = shared_->options;
+    auto wake_at = Clock::now();  // a first look at once: retries an earlier run left due
+    while (true) {
+      {
+        std::unique_lock lock(move_mutex_);
+        while (!stop_.stop_requested()) {
+          const auto seen = retry_noted_;
+          const auto target = std::max(std::min(wake_at, seen), last_move_ + options.retry_poll);
+          if (move_wake_.wait_until(lock, stop_.get_token(), target, [&] { return retry_noted_ < seen; })) continue;  // a sooner one
+          if (Clock::now() >= target) break;
+        }
+        if (stop_.stop_requested()) return;
+        retry_noted_ = Clock::time_point::max();  // this move sees it: moved if due, else in the reply
+        last_move_ = Clock::now();
+      }
+      wake_at = last_move_ + move_due();
+    }
+  }
+
+  // Moves what is due; returns when to look again.
+  std::chrono::milliseconds move_due() {
+    const auto& options = shared_->options;
+    constexpr std::size_t most = 256;
+    auto moved = shared_->move_due_script.run(shared_->connection, {retry_set_, redeliveries_}, {std::to_string(most)});
+    if (!moved || !moved->is_array() || moved->elements.size() != 2) {
+      shared_->logger.warn("moving due redeliveries failed",
+                           {{"topic", topic_}, {"error", moved ? std::string("unexpected reply") : moved.error().message()}});
+      return options.retry_poll;
+    }
+    const auto sweep = std::max(options.retry_poll, options.retry_sweep);
+    if (static_cast<std::size_t>(moved->elements[0].integer) == most) return options.retry_poll;  // more may be due
+    const auto next_in = moved->elements[1].integer;  // -1: the set is empty
+    if (next_in < 0) return sweep;
+    return std::clamp(std::chrono::milliseconds{next_in}, options.retry_poll, sweep);
+  }
+
+  // A retry this subscription scheduled, due at `due`: the mover wakes for it if it would sleep past it.
+  void note_retry(std::chrono::steady_clock::time_point due) {
+    std::lock_guard lock(move_mutex_);
+    if (due < retry_noted_) {
+      retry_noted_ = due;
+      move_wake_.notify_one();
+    }
   }
 
   // Takes over entries whose consumer has been silent for reclaim_idle (it died, or was paused).
@@ -1160,8 +1195,11 @@ class RedisSubscription final : public ports::Subscription::Control {
     } else {
       RetrySchedule schedule(policy);
       const auto delay = schedule.next_delay(static_cast<int>(envelope.attempts));
-      finish(shared_->retry_script, entry, {*entry.stream, retry_set_, mark_key_of(entry)},
-             {std::to_string(delay.count()), encode(retry_envelope(envelope)), std::string(dedup_mark_field(envelope.id)), mark_of(entry)});
+      const auto due = std::chrono::steady_clock::now() + delay;
+      if (finish(shared_->retry_script, entry, {*entry.stream, retry_set_, mark_key_of(entry)},
+                 {std::to_string(delay.count()), encode(retry_envelope(envelope)), std::string(dedup_mark_field(envelope.id)), mark_of(entry)})) {
+        note_retry(due);
+      }
     }
     return std::nullopt;
   }
@@ -1268,6 +1306,11 @@ class RedisSubscription final : public ports::Subscription::Control {
   std::vector<std::thread> readers_;
   std::vector<std::thread> workers_;
   std::thread committer_;
+  std::thread mover_;
+  std::mutex move_mutex_;  // the mover's own, off the readers' and workers' path
+  std::condition_variable_any move_wake_;
+  std::chrono::steady_clock::time_point retry_noted_ = std::chrono::steady_clock::time_point::max();  // the soonest noted since the last move
+  std::chrono::steady_clock::time_point last_move_{};
 };
 
 // Ephemeral (at-most-once) delivery: Redis PUBLISH/SUBSCRIBE on a subscriber connection of its own,

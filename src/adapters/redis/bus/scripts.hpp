@@ -134,14 +134,19 @@ return count
 )lua";
 
 // Moves due redeliveries into the group's redelivery stream. KEYS: retry set, redelivery stream.
-// ARGV: max entries.
+// ARGV: max entries. Returns {entries moved, ms until the next one left is due (0 when overdue),
+// or -1 when none is left}.
 constexpr std::string_view move_due = R"lua(
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, body in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'e', body)
   redis.call('ZREM', KEYS[1], body)
 end
-return #due
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_in = -1
+if #first == 2 then next_in = math.max(0, tonumber(first[2]) - now) end
+return {#due, next_in}
 )lua";
 
 // Retention that never drops what a group still needs: trims below the oldest entry that any group
