@@ -496,7 +496,7 @@ class FsStorage final : public ports::Storage {
   static void take(int at, const dirent64& entry, const std::string& prefix, std::vector<std::string>& paths,
                    std::vector<std::string>& subfolders) {
     const std::string_view name = entry.d_name;
-    if (name == "." || name == "..") return;
+    if (name == "." || name == ".." || is_temporary_name(name)) return;  // the last: a put()'s file or a publish_folder()'s folder in progress
     unsigned char type = entry.d_type;
     struct stat info {};
     if (type == DT_UNKNOWN) {  // a filesystem that does not say: ask
@@ -506,7 +506,6 @@ class FsStorage final : public ports::Storage {
     if (type == DT_LNK) {  // listed when it leads to a file; a symlinked folder is not walked
       type = ::fstatat(at, entry.d_name, &info, 0) == 0 && S_ISREG(info.st_mode) ? DT_REG : DT_UNKNOWN;
     }
-    if (is_temporary_name(name)) return;  // a write in progress: a put()'s file or a publish_folder()'s folder
     if (type == DT_DIR) {
       subfolders.emplace_back(name);
     } else if (type == DT_REG) {

@@ -815,14 +815,15 @@ class RedisSubscription final : public ports::Subscription::Control {
   // Moves what is due; returns when to look again.
   std::chrono::milliseconds move_due() {
     const auto& options = shared_->options;
+    const auto sweep = std::max(options.retry_poll, options.retry_sweep);
     constexpr std::size_t most = 256;
     auto moved = shared_->move_due_script.run(shared_->connection, {retry_set_, redeliveries_}, {std::to_string(most)});
     if (!moved || !moved->is_array() || moved->elements.size() != 2) {
+      // Tried again at the next sweep: while the server is away, once a sweep, not once a poll.
       shared_->logger.warn("moving due redeliveries failed",
                            {{"topic", topic_}, {"error", moved ? std::string("unexpected reply") : moved.error().message()}});
-      return options.retry_poll;
+      return sweep;
     }
-    const auto sweep = std::max(options.retry_poll, options.retry_sweep);
     if (static_cast<std::size_t>(moved->elements[0].integer) == most) return options.retry_poll;  // more may be due
     const auto next_in = moved->elements[1].integer;  // -1: the set is empty
     if (next_in < 0) return sweep;
