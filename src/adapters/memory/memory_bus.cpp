@@ -50,6 +50,16 @@ struct Topic {
   std::vector<DeadLetter> dead_letters;
   Seq next_dead_letter = 1;
   std::vector<std::weak_ptr<EphemeralQueue>> ephemeral;
+  // Its consumers wait here, so that a change to one topic wakes only the threads that read it:
+  // with one wake-up for all, every publish and hand-off woke every consumer of every topic.
+  std::unique_ptr<std::condition_variable_any> changed = std::make_unique<std::condition_variable_any>();
+  std::uint64_t generation = 0;  // bumped by notify(): lets waiters tell a change from a spurious wake
+
+  // Caller holds the bus's mutex.
+  void notify() {
+    ++generation;
+    changed->notify_all();
+  }
 
   void append(std::string body) {
     entries.push_back(std::move(body));
@@ -63,14 +73,6 @@ struct State {
   explicit State(MemoryBusOptions bus_options) : options(bus_options) {}
   MemoryBusOptions options;
   std::mutex mutex;
-  std::condition_variable_any changed;
-  std::uint64_t generation = 0;  // bumped by notify(): lets waiters tell a change from a spurious wake
-
-  // Caller holds the mutex.
-  void notify() {
-    ++generation;
-    changed.notify_all();
-  }
   std::map<std::string, Topic, std::less<>> topics;
 
   Topic& topic(std::string_view name) {
@@ -118,9 +120,9 @@ class ThreadsControl : public ports::Subscription::Control {
     if (stopped_) return;
     stopped_ = true;
     stop_source_.request_stop();
-    {
+    {  // the stop token wakes the waiting threads; this is for any that waits without it
       std::lock_guard lock(state_->mutex);
-      state_->notify();
+      for (auto& [name, topic] : state_->topics) topic.notify();
     }
     for (auto& worker : workers_) {
       if (worker.joinable()) worker.join();
@@ -188,15 +190,15 @@ class DurableSubscription final : public ThreadsControl {
       }
       // Sleep until something changes (a publish, an ack, a put-back), the next retry comes due,
       // or the subscription stops; then look again.
-      const auto seen = state_->generation;
-      const auto changed = [&] { return state_->generation != seen; };
+      const auto seen = t.generation;
+      const auto changed = [&] { return topic().generation != seen; };
       if (g.waiting.empty()) {
-        state_->changed.wait(lock, stop, changed);
+        t.changed->wait(lock, stop, changed);
       } else {
         // A copy: wait_until keeps a reference to the deadline while the lock is released, and the
         // entry it came from may be taken (and freed) by another consumer meanwhile.
         const auto due = g.waiting.begin()->first;
-        state_->changed.wait_until(lock, stop, due, changed);
+        t.changed->wait_until(lock, stop, due, changed);
       }
     }
     return std::nullopt;
@@ -255,8 +257,11 @@ class DurableSubscription final : public ThreadsControl {
     auto& g = group();
     g.in_flight.erase(envelope.id);
     if (outcome) {
-      for (const auto& output : outputs) state_->topic(output.topic).append(output.body);
-      if (!outputs.empty()) state_->notify();
+      for (const auto& output : outputs) {
+        auto& target = state_->topic(output.topic);
+        target.append(output.body);
+        target.notify();
+      }
       remember_handled(g, envelope.id);
       ack(seq);
       if (options_.on_acked) options_.on_acked(envelope);
@@ -298,7 +303,7 @@ class DurableSubscription final : public ThreadsControl {
     auto& g = group();
     g.pending.at(seq).consumer.clear();
     g.waiting.emplace(due, seq);
-    state_->notify();
+    topic().notify();
   }
 
   void ack(Seq seq) {
@@ -388,14 +393,19 @@ class MemoryBus final : public ports::MessageBus {
     {
       std::lock_guard lock(state_->mutex);
       if (options.delivery == Delivery::durable) {
-        append(state_->topic(topic), bodies);
+        auto& t = state_->topic(topic);
+        append(t, bodies);
+        t.notify();
       } else {
         auto& t = state_->topic(topic);
         std::erase_if(t.ephemeral, [](const auto& queue) { return queue.expired(); });
         for (const auto& weak : t.ephemeral) receivers.push_back(weak.lock());
-        if (!options.mirror_to_stream.empty()) append(state_->topic(options.mirror_to_stream), bodies);
+        if (!options.mirror_to_stream.empty()) {
+          auto& mirror = state_->topic(options.mirror_to_stream);
+          append(mirror, bodies);
+          mirror.notify();
+        }
       }
-      state_->notify();
     }
     for (const auto& receiver : receivers) {
       for (const auto& envelope : envelopes) {
@@ -459,7 +469,7 @@ class MemoryBus final : public ports::MessageBus {
     }
     t.dead_letters.erase(found);
     t.append(std::move(body->front()));
-    state_->notify();
+    t.notify();
     return {};
   }
 
