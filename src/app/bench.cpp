@@ -192,6 +192,16 @@ std::string filesystem_name(const stdfs::path& folder) {
   return hex;
 }
 
+// A phase of mode handoff: hands its input on unchanged.
+class RelayPhase final : public orchestrator::BaseOrchestrator<json::value, json::value> {
+ public:
+  using BaseOrchestrator::BaseOrchestrator;
+  ~RelayPhase() override { stop(); }
+
+ protected:
+  Result<json::value> handle(const json::value& input, orchestrator::Context&) override { return input; }
+};
+
 std::uint64_t physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page_size = ::sysconf(_SC_PAGESIZE);
@@ -201,7 +211,9 @@ std::uint64_t physical_memory_bytes() {
 }  // namespace
 
 std::optional<std::string> bench_options_error(const BenchOptions& options, std::uint64_t local_memory_bytes) {
-  if (options.mode != "bus" && options.mode != "pipeline") return "--mode must be bus or pipeline, got \"" + options.mode + "\"";
+  if (options.mode != "bus" && options.mode != "pipeline" && options.mode != "handoff") {
+    return "--mode must be bus, pipeline or handoff, got \"" + options.mode + "\"";
+  }
   if (options.messages == 0) return "--messages must be at least 1";
   if (options.producers < 1 || options.producers > max_bench_producers) {
     return "--producers must be 1-" + std::to_string(max_bench_producers) + ", got " + std::to_string(options.producers);
@@ -438,8 +450,13 @@ int run_bench(const BenchOptions& options) {
       return 2;
     }
     runtime = std::make_unique<Runtime>(std::move(*booted));
-    register_reference_phases(linked_phases(), *runtime);
-    auto started = start_phases(*runtime, {}, linked_phases(), metrics);
+    // Mode handoff: the pipeline's phases, each handing its input on unchanged, so that what is
+    // measured is the runtime's own work per hop (read, begin, trace, atomic hand-off).
+    PhaseRegistry relays;
+    for (const auto& phase : runtime->pipeline->phases()) relays.add(phase, phase_factory<RelayPhase>());
+    PhaseRegistry& registry = options.mode == "handoff" ? relays : linked_phases();
+    if (options.mode != "handoff") register_reference_phases(registry, *runtime);
+    auto started = start_phases(*runtime, {}, registry, metrics);
     if (!started) {
       std::cerr << "baton bench: " << started.error().message() << "\n";
       return 1;

@@ -327,7 +327,8 @@ int main(int argc, char** argv) {
   app::BenchOptions bench_options;
   auto* bench_command = cli.add_subcommand("bench", "Throughput and latency against a raw XADD baseline on the same server");
   bench_command->add_option("--bus", bench_options.bus, "redis://... or memory:// (default: a private redis-server, AOF off)");
-  bench_command->add_option("--mode", bench_options.mode, "bus (one topic) or pipeline (the four reference phases)")->capture_default_str();
+  bench_command->add_option("--mode", bench_options.mode,
+                            "bus (one topic), pipeline (the four reference phases) or handoff (four phases that hand their input on)")->capture_default_str();
   bench_command->add_option("--messages", bench_options.messages, "Messages (tasks in pipeline mode)")->capture_default_str();
   bench_command->add_option("--warm-up", bench_options.warm_up,
                             "Messages published just before them, counted for lost and duplicated but not measured (default: a tenth of --messages)");

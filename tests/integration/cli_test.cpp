@@ -469,6 +469,21 @@ TEST(Cli, ABenchPutsItsFilesUnderTheScratchFolderItIsGivenAndTakesThemAway) {
   EXPECT_TRUE(std::filesystem::is_empty(scratch)) << "the run's folder was left under the scratch folder";
 }
 
+// Mode handoff: four phases that hand their input on, every task through all of them once.
+TEST(Cli, ABenchOfHandOffsAloneCarriesEveryTaskThroughEveryPhase) {
+  baton::test::RedisServer server({.append_only = false});
+  const auto ran = baton(server, "bench --bus '" + server.url() + "' --mode handoff --messages 200 --warm-up 0 --json");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  const auto last_line = ran.output.substr(ran.output.rfind('\n', ran.output.size() - 2) + 1);
+  const auto report = boost::json::parse(last_line).as_object();
+  EXPECT_EQ(report.at("mode").as_string(), "handoff");
+  EXPECT_EQ(report.at("lost").as_int64(), 0);
+  EXPECT_EQ(report.at("duplicates").as_int64(), 0);
+  EXPECT_GT(report.at("throughput_msgs_per_s").as_double(), 0.0);
+  // A task is counted once it reaches the completed topic, which only the last phase hands to.
+  EXPECT_NE(server.cli({"INFO", "commandstats"}).find("cmdstat_evalsha"), std::string::npos) << "no hand-off script ran";
+}
+
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
   baton::test::RedisServer server({.append_only = false});
   EXPECT_EQ(baton(server, "run", "BATON_PIPELINE_PHASES=plan,review").exit_code, 2) << "no phase named review is linked";

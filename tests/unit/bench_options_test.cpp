@@ -21,11 +21,12 @@ TEST(BenchOptions, TheDefaultsAndTheDocumentedRunsAreAccepted) {
   EXPECT_EQ(error_of({}), "");
   EXPECT_EQ(error_of({.messages = 100'000, .rate = 10'000}), "");
   EXPECT_EQ(error_of({.mode = "pipeline", .messages = 3'000}), "");
+  EXPECT_EQ(error_of({.mode = "handoff", .messages = 3'000}), "");
   EXPECT_EQ(error_of({.messages = 20, .payload_bytes = CodecLimits{}.max_payload_bytes}), "") << "the largest payload an envelope may carry";
 }
 
 TEST(BenchOptions, EachBadOptionIsNamedWithWhatWasGiven) {
-  EXPECT_EQ(error_of({.mode = "bsu"}), "--mode must be bus or pipeline, got \"bsu\"");
+  EXPECT_EQ(error_of({.mode = "bsu"}), "--mode must be bus, pipeline or handoff, got \"bsu\"");
   EXPECT_EQ(error_of({.messages = 0}), "--messages must be at least 1");
   EXPECT_EQ(error_of({.producers = 0}), "--producers must be 1-256, got 0");
   EXPECT_EQ(error_of({.producers = 257}), "--producers must be 1-256, got 257");

@@ -24,7 +24,7 @@ namespace baton::app {
 
 struct BenchOptions {
   std::string bus;                  // empty: a private redis-server (AOF off); memory:// has no baseline
-  std::string mode = "bus";         // bus | pipeline
+  std::string mode = "bus";         // bus | pipeline | handoff
   std::size_t messages = 200'000;
   std::optional<std::size_t> warm_up;  // messages published first, not measured; unset: messages / 10
   int producers = 1;
