@@ -122,12 +122,8 @@ class FsStorage final : public ports::Storage {
   FsStorage(stdfs::path root, Fd root_fd) : root_(std::move(root)), root_fd_(std::make_shared<const Fd>(std::move(root_fd))) {}
 
   Result<void> put(std::string_view path, std::string_view bytes) override {
-    if (auto bad = check_shape(path, false)) return *bad;
-    auto written = write(path, bytes);
-    // The root folder was removed meanwhile (a clean-up by hand, say): nothing can be made in it
-    // any more, so it is made again, as a fresh start would, instead of failing every write.
-    if (!written && root_was_removed() && reopen_root()) written = write(path, bytes);
-    return written;
+    const ports::BlobWrite blob{path, bytes};
+    return put_all(std::span<const ports::BlobWrite>(&blob, 1));
   }
 
   Result<void> put_all(std::span<const ports::BlobWrite> blobs) override {
@@ -135,6 +131,8 @@ class FsStorage final : public ports::Storage {
       if (auto bad = check_shape(blob.path, false)) return *bad;
     }
     auto written = write_all(blobs);
+    // The root folder was removed meanwhile (a clean-up by hand, say): nothing can be made in it
+    // any more, so it is made again, as a fresh start would, instead of failing every write.
     if (!written && root_was_removed() && reopen_root()) written = write_all(blobs);
     return written;
   }
@@ -228,18 +226,9 @@ class FsStorage final : public ports::Storage {
   // Folders to flush once what a call writes is in place, each open once, by path ("" the root).
   using Folders = std::map<std::string, Fd, std::less<>>;
 
-  // One put: a temporary file in the folder, flushed, renamed over the name, the folder flushed.
-  Result<void> write(std::string_view path, std::string_view bytes) const {
-    const auto [folder_path, name] = split_last(path);
-    auto folder = open_folder(folder_path, path, true);
-    if (!folder) return std::move(folder).error();
-    if (auto written = write_file(folder->get(), folder_path, name, bytes); !written) return written;
-    ::fsync(folder->get());  // the rename itself survives a crash
-    return {};
-  }
-
-  // put_all: every file flushed and renamed into place as by write(), then each folder flushed once,
-  // with the folders that had to be made for them.
+  // put_all (and put, a batch of one): each file written under a temporary name, flushed and
+  // renamed over its name; then each folder flushed once (the renames survive a crash), with the
+  // folders that new ones were made in.
   Result<void> write_all(std::span<const ports::BlobWrite> blobs) const {
     Folders folders;  // the folders written into
     Folders made_in;  // the folders new ones were made in
