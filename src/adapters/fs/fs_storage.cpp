@@ -317,7 +317,6 @@ class FsStorage final : public ports::Storage {
       return written;
     }
     if (::fsync(parent->get()) != 0) return io_error("cannot flush the folder of", std::string(folder), errno);
-    made_in.erase(parent_path);
     return flush_folders(made_in, "");
   }
 

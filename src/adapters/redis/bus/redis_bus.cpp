@@ -789,7 +789,7 @@ class RedisSubscription final : public ports::Subscription::Control {
   // the other consumers' too. Knowing of none, it looks every retry_sweep, for the retries of a
   // consumer that died before they were due. It moves at most every retry_poll, however many
   // retries fall due. When the first reader moved them behind its reads instead, every read was cut
-  // short for the next move: at a steady rate its reader left Redis 50 times a second, and a batch
+  // short for the next move: its reader left Redis every retry_poll whatever came, and a batch
   // that came meanwhile waited for it (docs/BENCHMARKS.md, round 17).
   void move_loop() {
     using Clock = std::chrono::steady_clock;
