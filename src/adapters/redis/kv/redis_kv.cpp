@@ -1,8 +1,11 @@
 #include "baton/adapters/redis/redis_kv.hpp"
 
+#include <atomic>
 #include <charconv>
+#include <unordered_map>
 
 #include "connection/connection.hpp"
+#include "detail/key_slot.hpp"
 #include "detail/script.hpp"
 
 namespace baton::adapters::redis {
@@ -63,14 +66,32 @@ redis.call('DEL', KEYS[1])
 return {1, cur}
 )lua";
 
-// RPUSH fails before anything changed when the key holds a value (a hash), so a refused append
-// leaves the value's TTL alone, which a MULTI of the three commands would not.
+// Appends to one list per key, in the order given: KEYS, one per append (a key may repeat);
+// ARGV, per append: item, how many to keep (0: all), TTL in ms (0: leave the expiry alone).
+// Returns one reply per append: the list's new length, or the error that refused it. RPUSH fails
+// before anything changed when the key holds a value (a hash), and then the rest of that append is
+// skipped, so a refused append leaves the value's TTL alone, which a MULTI of the commands would not.
+// A batch of appends is one call: one call per append cost Redis about a quarter more
+// (docs/BENCHMARKS.md, round 18). Every error is caught here, so the call as a whole is refused
+// only before it runs (NOSCRIPT, CROSSSLOT, NOPERM of a declared key): then nothing was appended.
 constexpr std::string_view append_lua = R"lua(
-local length = redis.call('RPUSH', KEYS[1], ARGV[1])
-local keep = tonumber(ARGV[2])
-if keep > 0 and length > keep then redis.call('LTRIM', KEYS[1], -keep, -1) end
-if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return length
+local results = {}
+for i = 1, #KEYS do
+  local a = 3 * i - 2
+  local length = redis.pcall('RPUSH', KEYS[i], ARGV[a])
+  if type(length) == 'number' then
+    local keep, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local trimmed = true
+    if keep > 0 and length > keep then trimmed = redis.pcall('LTRIM', KEYS[i], -keep, -1) end
+    if type(trimmed) == 'table' and trimmed.err then length = trimmed
+    elseif ttl > 0 then
+      local expired = redis.pcall('PEXPIRE', KEYS[i], ttl)
+      if type(expired) == 'table' and expired.err then length = expired end
+    end
+  end
+  results[i] = length
+end
+return results
 )lua";
 
 std::optional<std::uint64_t> to_number(std::string_view text) {
@@ -155,42 +176,52 @@ class RedisKv final : public ports::KVStore {
     if (auto bad = check(key, ttl)) return *bad;
     auto reply = eval(append_script_, key, {std::string(item), std::to_string(keep_last), std::to_string(ttl.count())});
     if (!reply) return about(std::move(reply).error(), "append", key);
-    return {};
+    if (!reply->is_array() || reply->elements.size() != 1) return unexpected("append", key);
+    return appended(reply->elements.front(), key);
   }
 
   std::vector<Result<void>> append_each(std::span<const ports::ListAppend> appends) override {
     std::vector<Result<void>> results(appends.size());
-    std::string encoded;
-    std::vector<std::size_t> sent;  // which appends the pipeline carries, in its order
+    std::vector<std::size_t> valid;
     for (std::size_t i = 0; i < appends.size(); ++i) {
-      const auto& each = appends[i];
-      if (auto bad = check(each.key, each.ttl)) {
+      if (auto bad = check(appends[i].key, appends[i].ttl)) {
         results[i] = *bad;
-        continue;
-      }
-      encoded += append_script_.encode_call({full(each.key)}, {each.item, std::to_string(each.keep_last), std::to_string(each.ttl.count())});
-      sent.push_back(i);
-    }
-    if (sent.empty()) return results;
-    auto replies = connection_.execute_encoded(std::move(encoded), sent.size(), "append_each");
-    for (std::size_t k = 0; k < sent.size(); ++k) {
-      const auto& each = appends[sent[k]];
-      auto& result = results[sent[k]];
-      if (!replies) {
-        result = replies.error();
-        continue;
-      }
-      const auto& reply = (*replies)[k];
-      if (!reply.is_error()) continue;
-      auto failed = detail::error_from_reply("EVALSHA", reply);
-      // A server that lost its scripts refuses every call of the batch alike, so none was applied and
-      // making them again one by one (the first teaches it the script) keeps their order.
-      if (failed == errc::not_found && failed.detail.find("NOSCRIPT") != std::string::npos) {
-        result = append(each.key, each.item, each.keep_last, each.ttl);
       } else {
-        result = about(std::move(failed), "append", each.key);
+        valid.push_back(i);
       }
     }
+    if (valid.empty()) return results;
+    auto groups = by_slot(appends, valid);
+    if (!groups) {
+      for (const auto i : valid) results[i] = groups.error();
+      return results;
+    }
+    std::vector<std::span<const std::size_t>> calls;
+    std::string encoded;
+    // One call per group, never split, so that all appends to one key are in one call.
+    for (const auto& group : *groups) {
+      calls.emplace_back(group);
+      encoded += encode_appends(appends, calls.back());
+    }
+    auto replies = connection_.execute_encoded(std::move(encoded), calls.size(), "append_each");
+    if (!replies) {
+      for (const auto i : valid) results[i] = replies.error();
+      return results;
+    }
+    std::vector<std::size_t> refused;  // calls refused as a whole: none of their appends was made
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+      const auto& reply = (*replies)[c];
+      const auto indexes = calls[c];
+      if (reply.is_array() && reply.elements.size() == indexes.size()) {
+        for (std::size_t k = 0; k < indexes.size(); ++k) results[indexes[k]] = appended(reply.elements[k], appends[indexes[k]].key);
+      } else if (reply.is_error()) {
+        refused.push_back(c);
+      } else {
+        for (const auto i : indexes) results[i] = unexpected("append", appends[i].key);
+      }
+    }
+    // Made again after calls that followed them: fine, as no two calls share a key.
+    for (const auto c : refused) append_again(appends, calls[c], (*replies)[c], results);
     return results;
   }
 
@@ -211,6 +242,8 @@ class RedisKv final : public ports::KVStore {
   ports::Health health() override { return connection_.health(); }
 
  private:
+  enum class Mode { unknown, standalone, cluster };
+
   std::string full(std::string_view key) const { return prefix_ + std::string(key); }
 
   static std::optional<Error> check(std::string_view key, std::chrono::milliseconds ttl = ports::no_ttl) {
@@ -230,6 +263,120 @@ class RedisKv final : public ports::KVStore {
 
   static Error unexpected(const char* operation, std::string_view key) {
     return {errc::decode_failed, std::string(operation) + " \"" + std::string(key) + "\": unexpected reply shape from redis"};
+  }
+
+  // KEYS and ARGV of the append script for these appends.
+  std::pair<std::vector<std::string>, std::vector<std::string>> script_input(std::span<const ports::ListAppend> appends,
+                                                                             std::span<const std::size_t> indexes) const {
+    std::vector<std::string> keys;
+    std::vector<std::string> arguments;
+    keys.reserve(indexes.size());
+    arguments.reserve(3 * indexes.size());
+    for (const auto i : indexes) {
+      const auto& each = appends[i];
+      keys.push_back(full(each.key));
+      arguments.push_back(each.item);
+      arguments.push_back(std::to_string(each.keep_last));
+      arguments.push_back(std::to_string(each.ttl.count()));
+    }
+    return {std::move(keys), std::move(arguments)};
+  }
+
+  std::string encode_appends(std::span<const ports::ListAppend> appends, std::span<const std::size_t> indexes) const {
+    const auto [keys, arguments] = script_input(appends, indexes);
+    return append_script_.encode_call(keys, arguments);
+  }
+
+  // A call refused as a whole, made again: once more in one call when the server had only forgot
+  // the script (run() teaches it), else append by append.
+  void append_again(std::span<const ports::ListAppend> appends, std::span<const std::size_t> indexes, const Reply& refusal,
+                    std::vector<Result<void>>& results) {
+    if (refusal.text.starts_with("NOSCRIPT")) {
+      const auto [keys, arguments] = script_input(appends, indexes);
+      auto reply = append_script_.run(connection_, keys, arguments);
+      if (reply && reply->is_array() && reply->elements.size() == indexes.size()) {
+        for (std::size_t k = 0; k < indexes.size(); ++k) results[indexes[k]] = appended(reply->elements[k], appends[indexes[k]].key);
+        return;
+      }
+    }
+    append_one_by_one(appends, indexes, results);
+  }
+
+  // The appends to send together, in their order: all of them on a standalone server; on a
+  // cluster, one group per slot, since a script's keys must share one there.
+  Result<std::vector<std::vector<std::size_t>>> by_slot(std::span<const ports::ListAppend> appends,
+                                                        std::vector<std::size_t> indexes) {
+    auto mode = mode_.load(std::memory_order_relaxed);
+    if (mode == Mode::unknown) {
+      auto learned = server_mode();
+      if (!learned) return std::move(learned).error();
+      mode_.store(mode = *learned, std::memory_order_relaxed);
+    }
+    std::vector<std::vector<std::size_t>> groups;
+    if (mode == Mode::standalone) {
+      groups.push_back(std::move(indexes));
+      return groups;
+    }
+    std::unordered_map<std::uint16_t, std::size_t> group_of_slot;
+    for (const auto i : indexes) {
+      const auto [at, added] = group_of_slot.try_emplace(detail::key_slot(full(appends[i].key)), groups.size());
+      if (added) groups.emplace_back();
+      groups[at->second].push_back(i);
+    }
+    return groups;
+  }
+
+  // HELLO without a protocol version changes nothing and says whether the server is a cluster
+  // node ("mode"); unlike INFO, it is open to a user denied the dangerous commands. A server that
+  // will not say is taken for a cluster: grouping by slot is right on both, only slower here.
+  Result<Mode> server_mode() {
+    auto replies = connection_.execute_pipeline({Command{"HELLO"}});
+    if (!replies) return std::move(replies).error();
+    const auto& reply = replies->front();
+    for (std::size_t i = 0; reply.is_array() && i + 1 < reply.elements.size(); i += 2) {
+      if (reply.elements[i].text == "mode") return reply.elements[i + 1].text == "cluster" ? Mode::cluster : Mode::standalone;
+    }
+    return Mode::cluster;
+  }
+
+  // One script call per append, pipelined, in order.
+  void append_one_by_one(std::span<const ports::ListAppend> appends, std::span<const std::size_t> indexes,
+                         std::vector<Result<void>>& results) {
+    std::string encoded;
+    for (const auto i : indexes) encoded += encode_appends(appends, std::span<const std::size_t>(&i, 1));
+    auto replies = connection_.execute_encoded(std::move(encoded), indexes.size(), "append_each");
+    for (std::size_t k = 0; k < indexes.size(); ++k) {
+      const auto& each = appends[indexes[k]];
+      auto& result = results[indexes[k]];
+      if (!replies) {
+        result = replies.error();
+        continue;
+      }
+      const auto& reply = (*replies)[k];
+      if (reply.is_array() && reply.elements.size() == 1) {
+        result = appended(reply.elements.front(), each.key);
+        continue;
+      }
+      if (!reply.is_error()) {
+        result = unexpected("append", each.key);
+        continue;
+      }
+      auto failed = detail::error_from_reply("EVALSHA", reply);
+      // A server that lost its scripts refuses every call of the batch alike, so none was applied and
+      // making them again one by one (the first teaches it the script) keeps their order.
+      if (failed == errc::not_found && failed.detail.find("NOSCRIPT") != std::string::npos) {
+        result = append(each.key, each.item, each.keep_last, each.ttl);
+      } else {
+        result = about(std::move(failed), "append", each.key);
+      }
+    }
+  }
+
+  // One append's part of the script's reply: the list's length, or what refused it.
+  static Result<void> appended(const Reply& reply, std::string_view key) {
+    if (reply.kind == Reply::Kind::integer) return {};
+    if (reply.is_error()) return about(detail::error_from_reply("append", reply), "append", key);
+    return unexpected("append", key);
   }
 
   Result<Reply> eval(const detail::Script& script, std::string_view key, const std::vector<std::string>& arguments) {
@@ -262,6 +409,7 @@ class RedisKv final : public ports::KVStore {
   detail::Script cas_script_;
   detail::Script del_if_script_;
   detail::Script append_script_;
+  std::atomic<Mode> mode_{Mode::unknown};
 };
 
 }  // namespace
