@@ -140,21 +140,24 @@ Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size
                      double rate, std::size_t measured, Make make, Measuring measuring) {
   const std::size_t batch = rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(rate / 1000)) : 256;
   const auto started = SteadyClock::now();
+  std::vector<std::size_t> indexes;
   std::vector<JsonEnvelope> envelopes;
   std::size_t sent = 0;
   bool measuring_called = false;
   for (std::size_t index = first; index < count; index += step) {
-    envelopes.push_back(make(index));
-    if (envelopes.size() < batch && index + step < count) continue;
+    indexes.push_back(index);
+    if (indexes.size() < batch && index + step < count) continue;
     if (rate > 0) {
       const auto due = started + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(static_cast<double>(sent) / rate));
       std::this_thread::sleep_until(due);
-      for (auto& envelope : envelopes) envelope.payload.as_object()["t"] = now_ns();
     }
     if (!measuring_called && index >= measured) {
       measuring_called = true;
       measuring();
     }
+    // Made now, after the wait, since making one stamps its publish time.
+    for (const auto each : indexes) envelopes.push_back(make(each));
+    indexes.clear();
     for (int attempt = 0;; ++attempt) {
       auto published = bus.publish_batch(topic, envelopes);
       if (published) break;
@@ -393,8 +396,11 @@ int run_bench(const BenchOptions& options) {
   orchestrator::MetricsRegistry metrics;
   ports::Subscription subscription;
   std::string topic;
-  std::unordered_map<std::string, std::size_t> index_of_task;  // pipeline mode: corr_id -> index
-  std::vector<JsonEnvelope> tasks;
+  // Modes pipeline and handoff: a task's envelope is made as it is published; kept are only its
+  // correlation id (how its completion is known) and when it was published.
+  std::unordered_map<std::string, std::size_t> index_of_task;
+  std::vector<std::string> task_corr_ids;
+  std::unique_ptr<std::atomic<std::int64_t>[]> task_published_ns;
 
   if (options.mode == "bus") {
     topic = space + ".load";
@@ -463,12 +469,11 @@ int run_bench(const BenchOptions& options) {
     }
     phases = std::move(*started);
     topic = runtime->pipeline->first_topic();
+    task_corr_ids.reserve(total);
+    task_published_ns = std::make_unique<std::atomic<std::int64_t>[]>(total);
     for (std::size_t i = 0; i < total; ++i) {
-      // A tenant of the run's own: what the phases keep in the KV store sits apart from a server's
-      // other data, under a prefix of its own, until it expires.
-      tasks.push_back(make_envelope(topic, json::value{{"task", "bench task " + std::to_string(i)}, {"i", i}, {"t", 0}},
-                                    EnvelopeOptions{.tenant_id = space}));
-      index_of_task.emplace(tasks.back().corr_id, i);
+      task_corr_ids.push_back(new_uuid_v7());
+      index_of_task.emplace(task_corr_ids.back(), i);
     }
     ports::SubscribeOptions ledger_options;
     ledger_options.group = "bench-ledger";
@@ -479,7 +484,7 @@ int run_bench(const BenchOptions& options) {
       const auto index = found->second;
       const auto now = now_ns();
       if (ledger.handled[index]++ == 0) {
-        ledger.acked_us[index] = ledger.handler_us[index] = (now - tasks[index].payload.at("t").to_number<std::int64_t>()) / 1000;
+        ledger.acked_us[index] = ledger.handler_us[index] = (now - task_published_ns[index].load(std::memory_order_acquire)) / 1000;
         ++ledger.distinct;
         ++ledger.acks;
         ledger.last_ack_ns = now;
@@ -513,8 +518,11 @@ int run_bench(const BenchOptions& options) {
     producers.emplace_back([&, p] {
       const auto make = [&](std::size_t index) {
         if (runtime) {
-          tasks[index].payload.as_object()["t"] = now_ns();
-          return tasks[index];
+          // A tenant of the run's own: what the phases keep in the KV store sits apart from a
+          // server's other data, under a prefix of its own, until it expires.
+          task_published_ns[index].store(now_ns(), std::memory_order_release);
+          return make_envelope(topic, json::value{{"task", "bench task " + std::to_string(index)}, {"i", index}},
+                               EnvelopeOptions{.corr_id = task_corr_ids[index], .tenant_id = space});
         }
         return make_envelope(topic, json::value(make_payload(index)));
       };
@@ -659,8 +667,8 @@ int run_bench(const BenchOptions& options) {
     // The tasks' release records are kept for good and their traces for a week; the rest of what
     // the phases keep expires within a day.
     std::optional<Error> kept;
-    for (const auto& task : tasks) {
-      for (const auto& key : {orchestrator::trace_key(space, task.corr_id), reference::release_key(space, task.corr_id)}) {
+    for (const auto& corr_id : task_corr_ids) {
+      for (const auto& key : {orchestrator::trace_key(space, corr_id), reference::release_key(space, corr_id)}) {
         if (auto removed = runtime->kv->del(key); !removed && !kept) kept = removed.error();
       }
     }
