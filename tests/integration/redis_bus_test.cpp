@@ -1355,6 +1355,31 @@ TEST(RedisKv, ABatchOfAppendsIsOneRoundTripAndOneScriptCall) {
   EXPECT_LE(ttl, 60'000);
 }
 
+// Redis runs nothing else while a script runs, so a big batch is split into calls of a few hundred
+// appends; a key's appends all go into one call, however many, so that they stay in order even
+// when a call is refused and made again.
+TEST(RedisKv, ABigBatchOfAppendsIsSplitIntoCallsButNoKeysAppends) {
+  RedisServer server({.append_only = false});
+  auto kv = make_redis_kv(bus_options(server).redis);
+  ASSERT_TRUE(kv->append("warm", "script loaded", 0));
+  ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK\n");
+  std::vector<ports::ListAppend> batch;
+  for (int i = 0; i < 1000; ++i) batch.push_back({"one:" + std::to_string(i), "x"});
+  for (const auto& result : kv->append_each(batch)) ASSERT_TRUE(result) << result.error().message();
+  EXPECT_EQ(command_calls(server, "evalsha"), 4);  // 256 + 256 + 256 + 232
+  ASSERT_EQ(server.cli({"CONFIG", "RESETSTAT"}), "OK\n");
+  batch.clear();
+  for (int i = 0; i < 600; ++i) batch.push_back({i % 3 == 0 ? "often" : "other:" + std::to_string(i), std::to_string(i)});
+  for (const auto& result : kv->append_each(batch)) ASSERT_TRUE(result) << result.error().message();
+  // "often" opens the first call, which takes the other keys until it holds 256 appends and then
+  // every later append to "often" too (370 in all); the other keys' 230 later ones make a second.
+  EXPECT_EQ(command_calls(server, "evalsha"), 2);
+  EXPECT_EQ(kv->items("other:599")->size(), 1u);
+  const auto often = *kv->items("often");
+  ASSERT_EQ(often.size(), 200u);
+  for (std::size_t k = 0; k < often.size(); ++k) ASSERT_EQ(often[k], std::to_string(3 * k));
+}
+
 // On a cluster a script's keys must share a slot, so a batch is one call per slot: keys with one
 // hash tag share it. Nothing is refused for crossing slots.
 TEST(RedisKv, OnAClusterABatchOfAppendsIsOneScriptCallPerSlot) {

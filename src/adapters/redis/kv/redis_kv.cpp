@@ -94,6 +94,10 @@ end
 return results
 )lua";
 
+// Appends in one call of the append script at most (unless more go to one key): Redis spends 5-7 us
+// on each (docs/BENCHMARKS.md, round 18) and runs nothing else meanwhile.
+constexpr std::size_t appends_per_call = 256;
+
 std::optional<std::uint64_t> to_number(std::string_view text) {
   std::uint64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -196,13 +200,10 @@ class RedisKv final : public ports::KVStore {
       for (const auto i : valid) results[i] = groups.error();
       return results;
     }
-    std::vector<std::span<const std::size_t>> calls;
+    std::vector<std::vector<std::size_t>> calls;
+    for (const auto& group : *groups) split_into_calls(appends, group, calls);
     std::string encoded;
-    // One call per group, never split, so that all appends to one key are in one call.
-    for (const auto& group : *groups) {
-      calls.emplace_back(group);
-      encoded += encode_appends(appends, calls.back());
-    }
+    for (const auto& call : calls) encoded += encode_appends(appends, call);
     auto replies = connection_.execute_encoded(std::move(encoded), calls.size(), "append_each");
     if (!replies) {
       for (const auto i : valid) results[i] = replies.error();
@@ -211,7 +212,7 @@ class RedisKv final : public ports::KVStore {
     std::vector<std::size_t> refused;  // calls refused as a whole: none of their appends was made
     for (std::size_t c = 0; c < calls.size(); ++c) {
       const auto& reply = (*replies)[c];
-      const auto indexes = calls[c];
+      const std::span<const std::size_t> indexes = calls[c];
       if (reply.is_array() && reply.elements.size() == indexes.size()) {
         for (std::size_t k = 0; k < indexes.size(); ++k) results[indexes[k]] = appended(reply.elements[k], appends[indexes[k]].key);
       } else if (reply.is_error()) {
@@ -337,6 +338,27 @@ class RedisKv final : public ports::KVStore {
       if (reply.elements[i].text == "mode") return reply.elements[i + 1].text == "cluster" ? Mode::cluster : Mode::standalone;
     }
     return Mode::cluster;
+  }
+
+  // Splits one slot's appends into script calls of about appends_per_call each, since Redis runs
+  // nothing else while a script runs, and puts all of a key's appends into one call: a call
+  // refused as a whole is made again after the calls that followed it, so those must hold none
+  // of its keys.
+  static void split_into_calls(std::span<const ports::ListAppend> appends, std::span<const std::size_t> group,
+                               std::vector<std::vector<std::size_t>>& calls) {
+    std::unordered_map<std::string_view, std::size_t> call_of_key;
+    std::size_t filling = calls.size();
+    for (const auto i : group) {
+      auto [at, added] = call_of_key.try_emplace(appends[i].key, filling);
+      if (added) {
+        if (filling == calls.size() || calls[filling].size() >= appends_per_call) {
+          filling = calls.size();
+          calls.emplace_back();
+        }
+        at->second = filling;
+      }
+      calls[at->second].push_back(i);
+    }
   }
 
   // One script call per append, pipelined, in order.
