@@ -134,10 +134,12 @@ class ProgressBar {
 };
 
 // Publishes messages [first, last) step `step`, in batches, paced to `rate` per second when set;
-// calls `measuring()` before the first batch that holds an index from `measured` on.
-template <class Make, class Measuring>
+// calls `measuring()` before the first batch that holds an index from `measured` on. A batch's
+// messages are made by `make(index)` and given their publish time by `stamp`, right before the
+// batch is published.
+template <class Make, class Stamp, class Measuring>
 Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size_t first, std::size_t count, std::size_t step,
-                     double rate, std::size_t measured, Make make, Measuring measuring) {
+                     double rate, std::size_t measured, Make make, Stamp stamp, Measuring measuring) {
   const std::size_t batch = rate > 0 ? std::max<std::size_t>(1, static_cast<std::size_t>(rate / 1000)) : 256;
   const auto started = SteadyClock::now();
   std::vector<std::size_t> indexes;
@@ -155,8 +157,8 @@ Result<void> produce(ports::MessageBus& bus, const std::string& topic, std::size
       measuring_called = true;
       measuring();
     }
-    // Made now, after the wait, since making one stamps its publish time.
     for (const auto each : indexes) envelopes.push_back(make(each));
+    stamp(std::span<JsonEnvelope>(envelopes), std::span<const std::size_t>(indexes));
     indexes.clear();
     for (int attempt = 0;; ++attempt) {
       auto published = bus.publish_batch(topic, envelopes);
@@ -520,14 +522,23 @@ int run_bench(const BenchOptions& options) {
         if (runtime) {
           // A tenant of the run's own: what the phases keep in the KV store sits apart from a
           // server's other data, under a prefix of its own, until it expires.
-          task_published_ns[index].store(now_ns(), std::memory_order_release);
           return make_envelope(topic, json::value{{"task", "bench task " + std::to_string(index)}, {"i", index}},
                                EnvelopeOptions{.corr_id = task_corr_ids[index], .tenant_id = space});
         }
         return make_envelope(topic, json::value(make_payload(index)));
       };
+      const auto stamp = [&](std::span<JsonEnvelope> envelopes, std::span<const std::size_t> indexes) {
+        const auto now = now_ns();
+        for (std::size_t k = 0; k < envelopes.size(); ++k) {
+          if (runtime) {
+            task_published_ns[indexes[k]].store(now, std::memory_order_release);
+          } else {
+            envelopes[k].payload.as_object()["t"] = now;
+          }
+        }
+      };
       auto produced = produce(target, topic, static_cast<std::size_t>(p), total, static_cast<std::size_t>(options.producers),
-                              options.rate / options.producers, warm_up, make, measuring);
+                              options.rate / options.producers, warm_up, make, stamp, measuring);
       if (!produced) {
         produce_failed = true;
         std::cerr << "baton bench: publish failed: " << produced.error().message() << "\n";
