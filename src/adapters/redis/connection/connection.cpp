@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -119,7 +120,7 @@ bool is_pushed_message(const Reply& reply) {
 struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   Impl(RedisOptions redis_options, PushHandler push, Driver io_driver)
       : options(std::move(redis_options)), on_push(std::move(push)), driver(io_driver),
-        io(driver == Driver::caller ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT), writer_wake(io), retry_timer(io) {
+        io(driver == Driver::caller ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT), writer_wake(io, 1), retry_timer(io) {
     if (options.tls) set_up_tls();
   }
 
@@ -159,7 +160,9 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
   Driver driver;
   std::mutex driving;                // Driver::caller: held by the one caller that runs `io`
   asio::io_context io;
-  asio::steady_timer writer_wake;
+  // Wakes the writer: a channel, not a timer cancelled, since re-arming a timer costs a system call
+  // (timerfd_settime) on every round trip. One wake-up held is enough: the writer takes all queued.
+  asio::experimental::channel<void(boost::system::error_code)> writer_wake;
   asio::steady_timer retry_timer;
   std::optional<Socket> socket;
   std::optional<asio::ssl::context> ssl_context;        // when options.tls
@@ -232,14 +235,17 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
         if (then) then->settle(*refused);
         return *refused;
       }
-      writer_wake.cancel();  // the writer sends what was queued as soon as the io runs
+      wake_writer();  // the writer sends what was queued as soon as the io runs
       return run_until_settled(*request, deadline, timeout);
     }
     if (auto refused = enqueue(request)) return *refused;
-    asio::post(io, [self = shared_from_this()] { self->writer_wake.cancel(); });
+    asio::post(io, [self = shared_from_this()] { self->wake_writer(); });
     if (!request->wait_until(std::chrono::steady_clock::now() + timeout)) give_up(*request, timeout);
     return request->take();
   }
+
+  // On the io's thread (or with `driving` held): a wake-up already held is enough.
+  void wake_writer() { (void)writer_wake.try_send(boost::system::error_code{}); }
 
   // Driver::caller: runs the io until the request has its outcome or its time is up.
   Result<std::vector<Reply>> drive(Request& request, std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
@@ -527,11 +533,10 @@ struct Connection::Impl : std::enable_shared_from_this<Connection::Impl> {
       }
       if (buffers.empty()) {
         if (stopping) throw ConnectionFailure{Error{errc::closed, "closing"}};
-        writer_wake.expires_at(asio::steady_timer::time_point::max());
         boost::system::error_code woken;
-        co_await writer_wake.async_wait(asio::redirect_error(asio::use_awaitable, woken));
-        // A wake-up is a cancelled wait, so the error says nothing: whether the reader ended the
-        // connection (closing the socket, cancelling this coroutine) is asked directly.
+        co_await writer_wake.async_receive(asio::redirect_error(asio::use_awaitable, woken));
+        // Whether the reader ended the connection (closing the socket, cancelling this coroutine)
+        // or the connection is stopping (the channel cancelled) is asked directly.
         const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
         if (cancelled != asio::cancellation_type::none || !socket->is_open()) {
           throw ConnectionFailure{Error{errc::unavailable, "connection to " + options.endpoint() + " closed"}};
