@@ -1330,7 +1330,8 @@ TEST(RedisKv, BatchedAppendsComeBackInOrderAfterTheCacheIsFlushed) {
 
 // A batch is one round trip, not one per append: the server takes the 200 appends in a few reads
 // (its read buffer holds 16 KB), where one by one they would be 200. And on a standalone server it
-// is one script call, not one per append: a call costs Redis far more than the commands in it.
+// is one script call, not one per append, each of which cost Redis about a quarter more
+// (docs/BENCHMARKS.md, round 18).
 TEST(RedisKv, ABatchOfAppendsIsOneRoundTripAndOneScriptCall) {
   RedisServer server({.append_only = false});
   auto kv = make_redis_kv(bus_options(server).redis);
