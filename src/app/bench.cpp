@@ -8,7 +8,9 @@
 #include <atomic>
 #include <cmath>
 #include <boost/json/serialize.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -48,9 +50,10 @@ constexpr int max_bench_consumers = 1024;
 // Messages of each latency floor run (two per paced run): 2 s at 10k msg/s.
 constexpr std::size_t floor_messages = 20'000;
 
-// Per message: how often it was handled, and its latencies in microseconds.
+// Per message: how often it was handled, and its latencies in microseconds; with `keep_published`
+// also when it was published (mode bus, for --samples).
 struct Ledger {
-  explicit Ledger(std::size_t n) : handled(n), received_us(n), handler_us(n), acked_us(n) {
+  Ledger(std::size_t n, bool keep_published) : handled(n), received_us(n), handler_us(n), acked_us(n), published_ns(keep_published ? n : 0) {
     for (auto& value : received_us) value = not_yet;
     for (auto& value : handler_us) value = not_yet;
     for (auto& value : acked_us) value = not_yet;
@@ -59,6 +62,7 @@ struct Ledger {
   std::vector<std::atomic<std::int64_t>> received_us;  // publish -> the consumer's read (mode bus)
   std::vector<std::atomic<std::int64_t>> handler_us;
   std::vector<std::atomic<std::int64_t>> acked_us;
+  std::vector<std::atomic<std::int64_t>> published_ns;  // empty unless kept
   std::atomic<std::size_t> distinct{0};
   std::atomic<std::size_t> acks{0};
   std::atomic<std::int64_t> last_ack_ns{0};
@@ -81,6 +85,23 @@ Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples, s
     if (const auto v = samples[i].load(); v != not_yet) values.push_back(v);
   }
   return percentiles(std::move(values));
+}
+
+// --samples: one line per measured message, times in microseconds, its publish time from the start
+// of the measured run; a latency it has none of (mode pipeline has no read) is left empty.
+template <class PublishedNs>
+bool write_samples(std::FILE* file, const Ledger& ledger, std::size_t first, std::size_t last, std::int64_t measured_from_ns,
+                   PublishedNs published_ns) {
+  const auto field = [&](std::int64_t value) { return value == not_yet ? std::string() : std::to_string(value); };
+  bool ok = std::fputs("index,published_us,received_us,handler_us,ack_us\n", file) >= 0;
+  for (std::size_t i = first; ok && i < last; ++i) {
+    const auto published = published_ns(i);
+    const std::string line = std::to_string(i) + "," + (published > 0 ? std::to_string((published - measured_from_ns) / 1000) : std::string()) +
+                             "," + field(ledger.received_us[i].load()) + "," + field(ledger.handler_us[i].load()) + "," +
+                             field(ledger.acked_us[i].load()) + "\n";
+    ok = std::fputs(line.c_str(), file) >= 0;
+  }
+  return ok && std::fflush(file) == 0;
 }
 
 struct Usage {
@@ -232,6 +253,13 @@ std::optional<std::string> bench_options_error(const BenchOptions& options, std:
     given << options.rate;
     return "--rate must be a number of messages per second, 0 (flat out) or more, got " + given.str();
   }
+  if (!options.samples.empty()) {
+    std::error_code error;
+    const auto folder = stdfs::absolute(options.samples, error).parent_path();
+    if (error || !stdfs::is_directory(folder, error) || stdfs::is_directory(options.samples, error)) {
+      return "--samples must name a file in an existing folder, got \"" + options.samples + "\"";
+    }
+  }
   if (!options.scratch.empty()) {
     std::error_code error;
     if (!stdfs::is_directory(options.scratch, error)) return "--scratch must be an existing folder, got \"" + options.scratch + "\"";
@@ -260,6 +288,15 @@ int run_bench(const BenchOptions& options) {
   if (const auto error = bench_options_error(options, options.bus.empty() || options.bus == "memory://" ? physical_memory_bytes() : 0)) {
     std::cerr << "baton bench: " << *error << "\n";
     return 2;
+  }
+  // Opened before anything runs, so that a file that cannot be written does not cost a whole run.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> samples_file(nullptr, &std::fclose);
+  if (!options.samples.empty()) {
+    samples_file.reset(std::fopen(options.samples.c_str(), "w"));
+    if (!samples_file) {
+      std::cerr << "baton bench: --samples: cannot write \"" << options.samples << "\": " << std::strerror(errno) << "\n";
+      return 1;
+    }
   }
   // Indices [0, warm_up) are the warm-up, [warm_up, total) the measured messages.
   const std::size_t warm_up = options.warm_up.value_or(options.messages / 10);
@@ -391,7 +428,7 @@ int run_bench(const BenchOptions& options) {
   };
   if (measure_floor && !measure_floor_once()) return 1;
 
-  Ledger ledger(total);
+  Ledger ledger(total, samples_file != nullptr && options.mode == "bus");
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<ports::MessageBus> bus;
   std::vector<std::unique_ptr<RunnablePhase>> phases;
@@ -436,6 +473,7 @@ int run_bench(const BenchOptions& options) {
         const auto received = std::chrono::duration_cast<std::chrono::nanoseconds>(info.received_at.time_since_epoch()).count();
         ledger.received_us[index] = (received - published) / 1000;
         ledger.handler_us[index] = (now - published) / 1000;
+        if (!ledger.published_ns.empty()) ledger.published_ns[index] = published;
         ++ledger.distinct;
       }
       return {};
@@ -594,6 +632,14 @@ int run_bench(const BenchOptions& options) {
   const Percentiles* const received_measured = split ? &to_received : nullptr;
   const Percentiles* const warm_up_measured = warm_up > 0 ? &warm_up_to_handler : nullptr;
   const auto used = usage();
+  bool samples_failed = false;
+  if (samples_file) {
+    const auto published_ns = [&](std::size_t index) {
+      return runtime ? task_published_ns[index].load(std::memory_order_acquire) : ledger.published_ns[index].load();
+    };
+    samples_failed = !write_samples(samples_file.get(), ledger, warm_up, total, measured_from_ns, published_ns) || std::fclose(samples_file.release()) != 0;
+    if (samples_failed) std::cerr << "baton bench: --samples: could not write \"" << options.samples << "\": " << std::strerror(errno) << "\n";
+  }
 
   json::object report{{"mode", options.mode}, {"messages", options.messages}, {"warm_up_messages", warm_up}, {"producers", options.producers},
                       {"consumers", options.consumers}, {"payload_bytes", options.payload_bytes}, {"rate", options.rate},
@@ -695,7 +741,7 @@ int run_bench(const BenchOptions& options) {
     std::cerr << "baton bench: FAILED: " << lost << " lost, " << duplicates << " duplicated\n";
     return 1;
   }
-  return 0;
+  return samples_failed ? 1 : 0;
 }
 
 }  // namespace baton::app

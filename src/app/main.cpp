@@ -339,6 +339,8 @@ int main(int argc, char** argv) {
   bench_command->add_flag("--json", bench_options.json, "No progress bar; the JSON object is the last line either way");
   bench_command->add_option("--scratch", bench_options.scratch,
                             "Folder for the run's files: the pipeline's storage, the log (default: /dev/shm, so that the disk is not measured)");
+  bench_command->add_option("--samples", bench_options.samples,
+                            "Write every measured message's publish time and latencies (us) to this CSV file");
 
   auto* run_command = cli.add_subcommand("run", "Run the workers of the pipeline's phases until SIGINT/SIGTERM");
   app::RunOptions run_options;

@@ -488,6 +488,68 @@ TEST(Cli, ABenchOfHandOffsAloneCarriesEveryTaskThroughEveryPhase) {
   EXPECT_GE(std::stoi(stats.substr(stats.find(field) + field.size())), 200 * 5) << stats;
 }
 
+// The rows of a --samples file: its header, then one row of fields per line.
+std::pair<std::string, std::vector<std::vector<std::string>>> read_samples(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string header;
+  std::getline(in, header);
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    for (std::size_t comma; (comma = line.find(',', start)) != std::string::npos; start = comma + 1) fields.push_back(line.substr(start, comma - start));
+    fields.push_back(line.substr(start));
+    rows.push_back(std::move(fields));
+  }
+  return {header, rows};
+}
+
+// `--samples FILE`: a row per measured message (not the warm-up's), in publish order, with the
+// publish time from the start of the measured run and each latency the run measured.
+TEST(Cli, ABenchWritesEveryMeasuredMessagesTimingsToItsSamplesFile) {
+  baton::test::RedisServer server({.append_only = false});
+  const auto file = server.directory() / "samples.csv";
+  const auto ran = baton(server, "bench --bus '" + server.url() + "' --messages 500 --warm-up 50 --rate 5000 --json --samples '" + file.string() + "'");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  const auto [header, rows] = read_samples(file);
+  EXPECT_EQ(header, "index,published_us,received_us,handler_us,ack_us");
+  ASSERT_EQ(rows.size(), 500u);
+  std::int64_t previous_published = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    ASSERT_EQ(row.size(), 5u) << "row " << i;
+    EXPECT_EQ(row[0], std::to_string(50 + i));
+    const auto published = std::stoll(row[1]);
+    const auto received = std::stoll(row[2]);
+    const auto handler = std::stoll(row[3]);
+    const auto acked = std::stoll(row[4]);
+    EXPECT_GE(published, previous_published) << "row " << i << ": one producer publishes in order";
+    EXPECT_GE(received, 0) << "row " << i;
+    EXPECT_LE(received, handler) << "row " << i;
+    EXPECT_LE(handler, acked) << "row " << i;
+    previous_published = published;
+  }
+  // Paced at 5,000 a second, the 500 messages were published over about a tenth of a second.
+  EXPECT_GE(previous_published, 80'000);
+}
+
+// Mode handoff has no read of its own to time: that column stays empty, and a task's latency is
+// to its completion.
+TEST(Cli, ABenchOfHandOffsLeavesTheReadColumnOfItsSamplesEmpty) {
+  baton::test::RedisServer server({.append_only = false});
+  const auto file = server.directory() / "samples.csv";
+  const auto ran = baton(server, "bench --bus memory:// --mode handoff --messages 40 --warm-up 0 --json --samples '" + file.string() + "'");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  const auto [header, rows] = read_samples(file);
+  ASSERT_EQ(rows.size(), 40u);
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.size(), 5u);
+    EXPECT_EQ(row[2], "");
+    EXPECT_GT(std::stoll(row[3]), 0);
+    EXPECT_EQ(row[3], row[4]);
+  }
+}
+
 TEST(Cli, RunRefusesAPhaseWithoutAnImplementation) {
   baton::test::RedisServer server({.append_only = false});
   EXPECT_EQ(baton(server, "run", "BATON_PIPELINE_PHASES=plan,review").exit_code, 2) << "no phase named review is linked";

@@ -43,6 +43,13 @@ TEST(BenchOptions, AScratchFolderMustExist) {
   EXPECT_EQ(error_of({.scratch = std::filesystem::temp_directory_path().string()}), "");
 }
 
+TEST(BenchOptions, ASamplesFileMustBeAFileInAnExistingFolder) {
+  EXPECT_EQ(error_of({.samples = "/nonexistent/baton-samples.csv"}), "--samples must name a file in an existing folder, got \"/nonexistent/baton-samples.csv\"");
+  const auto folder = std::filesystem::temp_directory_path();
+  EXPECT_EQ(error_of({.samples = folder.string()}), "--samples must name a file in an existing folder, got \"" + folder.string() + "\"");
+  EXPECT_EQ(error_of({.samples = (folder / test::unique_name("bench-samples")).string()}), "");
+}
+
 TEST(BenchOptions, ARateMustBeAFiniteNumberOfZeroOrMore) {
   EXPECT_EQ(error_of({.rate = -5}), "--rate must be a number of messages per second, 0 (flat out) or more, got -5");
   EXPECT_EQ(error_of({.rate = std::numeric_limits<double>::quiet_NaN()}),

@@ -36,6 +36,9 @@ struct BenchOptions {
   // Where the run's files go (the pipeline's storage and the log); empty:
   // /dev/shm when there is one, so that a run measures baton and Redis, not the disk.
   std::string scratch;
+  // A CSV file to write every measured message's timings to (docs/BENCHMARKS.md, "Reproducing"):
+  // where a tail comes from shows in when its slow messages were published. Empty: none.
+  std::string samples;
 };
 
 // Why these options cannot make a run, naming the option; nullopt when they can. `local_memory_bytes`
