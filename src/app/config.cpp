@@ -62,6 +62,7 @@ std::map<std::string, Setting> top_level_settings() {
   settings["pipeline.phases"] = {Setting::Kind::list, nullptr, nullptr,
                                  [](Config& c, std::vector<std::string> v) { c.phases = std::move(v); }};
   settings["storage.root"] = text(&Config::storage_root);
+  settings["storage.leftovers_after_ms"] = number(&Config::storage_leftovers_after_ms, 0, 2'592'000'000);
   settings["secrets.source"] = text(&Config::secrets_source);
   settings["ai.provider"] = text(&Config::ai_provider);
   settings["ai.base_url"] = text(&Config::ai_base_url);
@@ -270,6 +271,10 @@ Result<void> check(const Config& config) {
     }
   }
   if (config.storage_root.empty()) return config_error("storage.root", "value", "required");
+  // The store tells a leftover's age in whole seconds.
+  if (config.storage_leftovers_after_ms > 0 && config.storage_leftovers_after_ms < 1000) {
+    return config_error("storage.leftovers_after_ms", "value", "must be 0 (never) or at least 1000");
+  }
   if (config.secrets_source != "env") return config_error("secrets.source", "value", "must be \"env\"");
   if (config.ai_provider != "offline" && config.ai_provider != "anthropic" && config.ai_provider != "openai") {
     return config_error("ai.provider", "value", "must be offline, anthropic or openai, got \"" + config.ai_provider + "\"");
@@ -333,6 +338,7 @@ std::string render_config(const Config& config) {
   out << "kv = " << quoted(masked_url(config.kv)) << "\n\n[pipeline]\nphases = [";
   for (std::size_t i = 0; i < config.phases.size(); ++i) out << (i ? ", " : "") << quoted(config.phases[i]);
   out << "]\nspace = " << quoted(config.space) << "\n\n[storage]\nroot = " << quoted(config.storage_root)
+      << "\nleftovers_after_ms = " << config.storage_leftovers_after_ms
       << "\n\n[secrets]\nsource = " << quoted(config.secrets_source) << "\n\n[ai]\nprovider = " << quoted(config.ai_provider)
       << "\nbase_url = " << quoted(config.ai_base_url) << "\nmodel = " << quoted(config.ai_model)
       << "\napi_key_secret = " << quoted(config.ai_api_key_secret) << "\nca_file = " << quoted(config.ai_ca_file)

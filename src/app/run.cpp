@@ -2,8 +2,11 @@
 
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <condition_variable>
 #include <future>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/http_server.hpp"
@@ -38,6 +41,23 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
     return Error{errc::invalid_argument, "--http \"" + text + "\": expected ADDRESS:PORT, for example 127.0.0.1:9100"};
   }
   return std::make_pair(text.substr(0, colon), static_cast<std::uint16_t>(port));
+}
+
+// Removes what writes cut short by a crash left in the storage once it is `age` old: at start,
+// since a start often follows a crash, and then every `age`, until `stop`.
+void sweep_storage_leftovers(std::stop_token stop, ports::Storage& storage, std::chrono::milliseconds age, const log::Logger& logger) {
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  while (!stop.stop_requested()) {
+    auto swept = storage.sweep_leftovers(std::chrono::duration_cast<std::chrono::seconds>(age));
+    if (!swept) {
+      logger.warn("could not sweep the storage for leftovers of interrupted writes", {{"error", swept.error().message()}});
+    } else if (*swept > 0) {
+      logger.info("removed leftovers of interrupted writes from the storage", {{"removed", *swept}});
+    }
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, stop, age, [] { return false; });
+  }
 }
 
 }  // namespace
@@ -121,6 +141,11 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
     http = std::move(*server);
     std::cout << "listening on " << listen->first << ":" << http->port() << std::endl;
   }
+  std::jthread sweeper;
+  if (runtime.storage && runtime.config.storage_leftovers_after_ms > 0) {
+    sweeper = std::jthread(sweep_storage_leftovers, std::ref(*runtime.storage),
+                           std::chrono::milliseconds{runtime.config.storage_leftovers_after_ms}, std::cref(logger));
+  }
   std::cout << "running phases:";
   for (const auto& name : selected) std::cout << " " << name;
   std::cout << std::endl;
@@ -135,6 +160,7 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
   ready = false;
   logger.info("stopping: handlers in flight finish, entries not started are handed back",
               {{"signal", received == SIGINT ? "SIGINT" : "SIGTERM"}});
+  sweeper.request_stop();
   for (auto& phase : phases) phase->stop();
   logger.info("stopped");
   std::cout << "stopped" << std::endl;

@@ -357,6 +357,32 @@ TEST(Cli, TheReferencePipelineRunsOnAOneNodeRedisCluster) {
   EXPECT_EQ(server.cli({"INFO", "errorstats"}).find("CROSSSLOT"), std::string::npos) << server.cli({"INFO", "errorstats"});
 }
 
+// `baton run` sweeps its storage for what writes cut short by a crash left there: at start, and
+// then every storage.leftovers_after_ms, each leftover once it has not changed for that long.
+TEST(Cli, RunSweepsLeftoversOfInterruptedWritesFromItsStorage) {
+  using namespace std::chrono_literals;
+  baton::test::RedisServer server({.append_only = false});
+  const auto storage = server.directory() / "storage";
+  std::filesystem::create_directories(storage / "releases" / "t" / ".c1.tmp-123" / "bin");
+  std::ofstream(storage / "releases" / "t" / ".c1.tmp-123" / "bin" / "run.sh") << "half";
+  std::filesystem::create_directories(storage / "workspaces" / "t" / "c2");
+  std::ofstream(storage / "workspaces" / "t" / "c2" / "main.cpp") << "a blob";
+  std::ofstream(storage / "workspaces" / "t" / "c2" / ".main.cpp.tmp-456") << "half";
+  const auto two_hours_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(2);
+  std::filesystem::last_write_time(storage / "releases" / "t" / ".c1.tmp-123", two_hours_ago);
+  std::filesystem::last_write_time(storage / "workspaces" / "t" / "c2" / "main.cpp", two_hours_ago);
+  Worker worker({"BATON_BUS=" + server.url(), "BATON_KV=" + server.url(), "BATON_STORAGE_ROOT=" + storage.string(),
+                 "BATON_STORAGE_LEFTOVERS_AFTER_MS=1000"},
+                {"run"});
+  ASSERT_EQ(worker.next_line(), "running phases: plan code certify deploy\n");
+  EXPECT_TRUE(baton::test::eventually([&] { return !std::filesystem::exists(storage / "releases" / "t" / ".c1.tmp-123"); }, 10s))
+      << "the old leftover stays";
+  EXPECT_TRUE(baton::test::eventually([&] { return !std::filesystem::exists(storage / "workspaces" / "t" / "c2" / ".main.cpp.tmp-456"); }, 10s))
+      << "the new one stays once it is older than a second";
+  EXPECT_TRUE(std::filesystem::exists(storage / "workspaces" / "t" / "c2" / "main.cpp")) << "a blob is never a leftover";
+  EXPECT_EQ(worker.stop(), 0);
+}
+
 // The children of `parent` named `name` (from /proc: the comm field and the parent pid of each).
 std::vector<pid_t> children_named(pid_t parent, const std::string& name) {
   std::vector<pid_t> found;

@@ -186,6 +186,15 @@ TEST_F(ConfigTest, NumbersAreCheckedForTypeAndRangeWhereverTheyComeFrom) {
             "config key \"ai.timeout_ms\" (environment BATON_AI_TIMEOUT_MS): expected an integer, got \"soon\"");
 }
 
+TEST_F(ConfigTest, StorageLeftoversAreSweptAfterAnHourUnlessToldOtherwise) {
+  EXPECT_EQ(load_config(std::nullopt, {}).value().storage_leftovers_after_ms, 3'600'000);
+  EXPECT_EQ(load_config(write("[storage]\nleftovers_after_ms = 0\n"), {}).value().storage_leftovers_after_ms, 0) << "0: never";
+  EXPECT_EQ(load_config(std::nullopt, {{"BATON_STORAGE_LEFTOVERS_AFTER_MS", "60000"}}).value().storage_leftovers_after_ms, 60'000);
+  EXPECT_EQ(error_of("[storage]\nleftovers_after_ms = 500\n"),
+            "config key \"storage.leftovers_after_ms\" (value): must be 0 (never) or at least 1000");
+  EXPECT_NE(error_of("[storage]\nleftovers_after_ms = -1\n").find("config key \"storage.leftovers_after_ms\""), std::string::npos);
+}
+
 TEST_F(ConfigTest, AnHttpProviderNeedsItsKeyAndModel) {
   auto config = load_config(std::nullopt, {{"BATON_AI_PROVIDER", "anthropic"}, {"BATON_AI_BASE_URL", "https://127.0.0.1:9"},
                                            {"BATON_AI_MODEL", "m"}, {"BATON_AI_API_KEY_SECRET", "BATON_TEST_SURELY_UNSET_KEY"}});

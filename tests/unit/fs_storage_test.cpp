@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -173,6 +177,69 @@ TEST_F(FsStorageTest, ListingSkipsWhatAWriteInProgressLeft) {
   std::ofstream(root_ / "releases" / "c1" / ".b.txt.tmp-456") << "half";
   EXPECT_EQ(storage_->list("releases").value(), std::vector<std::string>{"releases/c1/a.txt"});
   EXPECT_EQ(storage_->list("").value(), std::vector<std::string>{"releases/c1/a.txt"});
+}
+
+// A leftover of a crash made to look its age: unchanged for `age`.
+void age(const stdfs::path& path, std::chrono::seconds by) { stdfs::last_write_time(path, stdfs::file_time_type::clock::now() - by); }
+
+// What writes cut short left behind goes once it has not changed for the given time; a write
+// still in progress (a leftover changed lately), the blobs and their folders stay.
+TEST_F(FsStorageTest, ASweepRemovesOnlyLeftoversUnchangedForTheGivenTime) {
+  using namespace std::chrono_literals;
+  ASSERT_TRUE(storage_->put("w/c1/a.txt", "a"));
+  ASSERT_TRUE(storage_->put("releases/c1/b.txt", "b"));
+  std::ofstream(root_ / "w" / "c1" / ".a.txt.tmp-123") << "half";
+  stdfs::create_directories(root_ / "releases" / ".c2.tmp-456" / "bin");
+  std::ofstream(root_ / "releases" / ".c2.tmp-456" / "bin" / "half.sh") << "half";
+  std::ofstream(root_ / ".top.txt.tmp-7") << "half";
+  std::ofstream(root_ / "w" / "c1" / ".b.txt.tmp-789") << "in progress";
+  age(root_ / "w" / "c1" / ".a.txt.tmp-123", 2h);
+  age(root_ / "releases" / ".c2.tmp-456", 2h);
+  age(root_ / ".top.txt.tmp-7", 2h);
+  age(root_ / "w" / "c1" / "a.txt", 2h);  // a blob is never a leftover, however old
+  age(root_ / "releases" / "c1", 2h);
+
+  auto swept = storage_->sweep_leftovers(1h);
+  ASSERT_TRUE(swept) << swept.error().message();
+  EXPECT_EQ(*swept, 3u);
+  EXPECT_EQ(entries_below(root_), (std::vector<std::string>{"releases/", "releases/c1/", "releases/c1/b.txt", "w/", "w/c1/",
+                                                            "w/c1/.b.txt.tmp-789", "w/c1/a.txt"}));
+  EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 0u) << "nothing more is old enough";
+  age(root_ / "w" / "c1" / ".b.txt.tmp-789", 2h);
+  EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 1u);
+  EXPECT_EQ(storage_->list("").value(), (std::vector<std::string>{"releases/c1/b.txt", "w/c1/a.txt"}));
+}
+
+// A symlinked folder is not walked: what lies outside the root is never the sweep's.
+TEST_F(FsStorageTest, ASweepFollowsNoSymlink) {
+  using namespace std::chrono_literals;
+  const auto outside = base_ / "outside";
+  stdfs::create_directories(outside);
+  std::ofstream(outside / ".x.txt.tmp-1") << "not ours";
+  age(outside / ".x.txt.tmp-1", 2h);
+  stdfs::create_directory_symlink(outside, root_ / "link");
+  std::ofstream(root_ / ".y.tmp-2") << "ours";
+  age(root_ / ".y.tmp-2", 2h);
+  stdfs::create_symlink(outside / ".x.txt.tmp-1", root_ / ".z.tmp-3");
+  const timespec two_hours_ago[2] = {{::time(nullptr) - 7200, 0}, {::time(nullptr) - 7200, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (root_ / ".z.tmp-3").c_str(), two_hours_ago, AT_SYMLINK_NOFOLLOW), 0) << "the link's own time";
+  EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 2u) << "the leftover and the symlink named like one";
+  EXPECT_TRUE(stdfs::exists(outside / ".x.txt.tmp-1")) << "a link is removed, not what it leads to";
+  EXPECT_FALSE(stdfs::exists(root_ / ".y.tmp-2"));
+  EXPECT_FALSE(stdfs::is_symlink(root_ / ".z.tmp-3"));
+}
+
+// A blob may not take a name that only writes in progress have: it would never be listed, and a
+// sweep would take it. A name that merely looks alike is a blob like any other.
+TEST_F(FsStorageTest, APathNamedLikeAWriteInProgressIsRefused) {
+  auto refused = storage_->put("w/.a.txt.tmp-123", "x");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), errc::invalid_argument);
+  EXPECT_EQ(refused.error().detail, "storage path \"w/.a.txt.tmp-123\": \".a.txt.tmp-123\" has the form .<name>.tmp-<digits>, kept for writes in progress");
+  EXPECT_EQ(storage_->get(".c.tmp-1/a.txt").error(), errc::invalid_argument);
+  ASSERT_TRUE(storage_->put("w/.notes.tmp-old", "kept"));
+  ASSERT_TRUE(storage_->put("w/notes.tmp-1", "kept"));
+  EXPECT_EQ(storage_->list("w").value(), (std::vector<std::string>{"w/.notes.tmp-old", "w/notes.tmp-1"}));
 }
 
 TEST_F(FsStorageTest, MissingBlobIsNotFound) {

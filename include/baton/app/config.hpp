@@ -4,7 +4,7 @@
 //   bus = "redis://127.0.0.1:6379"      # memory:// | redis://... | rediss://... | unix://...
 //   kv  = "redis://127.0.0.1:6379"
 //   [pipeline]  phases = ["plan", "code", "certify", "deploy"]   space = "phase"
-//   [storage]   root = "./baton-data"
+//   [storage]   root = "./baton-data"  leftovers_after_ms = 3600000
 //   [secrets]   source = "env"                                    # NAME, or the file named by NAME_FILE
 //   [ai]        provider = "offline"  base_url = ""  model = ""  api_key_secret = "BATON_AI_API_KEY"
 //               timeout_ms = 120000  connect_timeout_ms = 10000  requests_per_second = 0  max_concurrent = 8
@@ -43,6 +43,9 @@ struct Config {
   std::vector<std::string> phases = {"plan", "code", "certify", "deploy"};
   std::string space = "phase";
   std::string storage_root = "./baton-data";
+  // `baton run` removes what writes cut short by a crash left in the storage once it has not
+  // changed for this long, at start and then as often; 0: never.
+  std::int64_t storage_leftovers_after_ms = 3'600'000;
   std::string secrets_source = "env";
   std::string ai_provider = "offline";
   std::string ai_base_url;

@@ -5,6 +5,8 @@
 // leading '/': anything else is errc::invalid_argument naming the path. `put` is atomic: a reader
 // sees the old blob or the new one, never a part. `get` of a missing path is errc::not_found.
 
+#include <chrono>
+#include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +45,11 @@ class Storage {
   // `folder` exists (nothing is replaced, nothing of this call is left). A durable store flushes
   // the blobs and their folders once, before the folder appears.
   virtual Result<void> publish_folder(std::string_view folder, std::span<const BlobWrite> blobs) = 0;
+  // Removes what writes cut short (by a crash or a kill) left behind: a store that writes under a
+  // temporary name first, as a durable one does, can leave such a name, which get and list never
+  // show. Only what has not changed for `unchanged_for` goes, so that a write still in progress,
+  // in this process or another one sharing the store, is left alone. Returns how many it removed.
+  virtual Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for) = 0;
   virtual Health health() = 0;
 };
 

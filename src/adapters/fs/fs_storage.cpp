@@ -32,6 +32,23 @@ Error leads_out(std::string_view path) {
   return {errc::invalid_argument, "storage path \"" + std::string(path) + "\": leads out of the storage root (a symlink?)"};
 }
 
+// What writes in progress are named: ".<name>.tmp-<random digits>", a file of put() or a folder of
+// publish_folder(). Listing skips them; a crash can leave one behind, never in a listing, for
+// sweep_leftovers(). A path may not use such a name itself (check_shape).
+std::string temporary_name(std::string_view name, std::string_view suffix) {
+  std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
+  temporary += name;
+  temporary += ".tmp-";
+  temporary += suffix;
+  return temporary;
+}
+
+bool is_temporary_name(std::string_view name) {
+  const auto marker = name.rfind(".tmp-");
+  if (!name.starts_with(".") || marker == std::string_view::npos || marker == 0 || marker + 5 == name.size()) return false;
+  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(marker + 5), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // Checks the shape of a relative path; the filesystem checks come after.
 std::optional<Error> check_shape(std::string_view path, bool allow_empty) {
   const auto bad = [&](const std::string& why) {
@@ -46,6 +63,7 @@ std::optional<Error> check_shape(std::string_view path, bool allow_empty) {
     const auto segment = path.substr(start, end - start);
     if (segment.empty() && !(allow_empty && end == path.size())) return bad("has an empty segment");
     if (segment == "." || segment == "..") return bad("may not hold \".\" or \"..\"");
+    if (is_temporary_name(segment)) return bad("\"" + std::string(segment) + "\" has the form .<name>.tmp-<digits>, kept for writes in progress");
     start = end + 1;
   }
   return std::nullopt;
@@ -57,18 +75,6 @@ std::pair<std::string, std::string> split_last(std::string_view path) {
   if (slash == std::string_view::npos) return {std::string(), std::string(path)};
   return {std::string(path.substr(0, slash)), std::string(path.substr(slash + 1))};
 }
-
-// What writes in progress are named: ".<name>.tmp-<random>", a file of put() or a folder of
-// publish_folder(). Listing skips them; a crash can leave one behind, never in a listing.
-std::string temporary_name(std::string_view name, std::string_view suffix) {
-  std::string temporary = ".";  // built step by step: GCC 12 warns falsely (-Wrestrict) on "." + name
-  temporary += name;
-  temporary += ".tmp-";
-  temporary += suffix;
-  return temporary;
-}
-
-bool is_temporary_name(std::string_view name) { return name.starts_with(".") && name.find(".tmp-") != std::string_view::npos; }
 
 class Fd {
  public:
@@ -110,6 +116,25 @@ int openat2_beneath(int root, const char* relative, int flags, mode_t mode) {
     const int fd = static_cast<int>(::syscall(SYS_openat2, root, relative, &how, sizeof how));
     // EAGAIN: a rename raced the kernel's check of a ".." in a symlink; the check is simply redone.
     if (fd >= 0 || errno != EAGAIN || attempt == 8) return fd;
+  }
+}
+
+// Calls `take(entry)` for each entry of the open folder `folder` but "." and "..", reading it with
+// getdents64 on its descriptor: opendir's stream would cost three more system calls per folder (a
+// stat and two fcntl), and a task's workspace is listed twice. Returns errno, or 0.
+template <class Take>
+int for_each_entry(int folder, Take take) {
+  alignas(8) char buffer[8192];
+  while (true) {
+    const auto filled = ::getdents64(folder, buffer, sizeof buffer);
+    if (filled < 0) return errno;
+    if (filled == 0) return 0;
+    for (long offset = 0; offset < filled;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
+      offset += entry->d_reclen;
+      const std::string_view name = entry->d_name;
+      if (name != "." && name != "..") take(*entry);
+    }
   }
 }
 
@@ -212,6 +237,18 @@ class FsStorage final : public ports::Storage {
     auto published = publish(folder, blobs);
     if (!published && published.error() != errc::conflict && root_was_removed() && reopen_root()) published = publish(folder, blobs);
     return published;
+  }
+
+  Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for) override {
+    auto opened = open_beneath(".", O_RDONLY | O_DIRECTORY);
+    if (opened.error) return io_error("cannot sweep the storage root", root_.string(), opened.error);
+    const auto cutoff = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() - unchanged_for);
+    std::size_t removed = 0;
+    std::string failed_at;
+    if (const int error = sweep(std::move(opened.fd), "", cutoff, removed, failed_at)) {
+      return io_error("cannot sweep", failed_at.empty() ? root_.string() : failed_at, error);
+    }
+    return removed;
   }
 
   ports::Health health() override {
@@ -353,26 +390,60 @@ class FsStorage final : public ports::Storage {
   }
 
   // Removes the folder `name` of `at` and everything in it, following no symlink; what cannot be
-  // removed stays (a temporary folder, never listed).
-  static void remove_tree(int at, const std::string& name) {
+  // removed stays (a temporary folder, never listed). True when the folder is gone.
+  static bool remove_tree(int at, const std::string& name) {
     {
       Fd folder(::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (folder.get() < 0) return;
+      if (folder.get() < 0) return false;
       std::vector<std::string> subfolders;
-      alignas(8) char buffer[8192];
-      long filled = 0;
-      while ((filled = ::getdents64(folder.get(), buffer, sizeof buffer)) > 0) {
-        for (long offset = 0; offset < filled;) {
-          const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
-          offset += entry->d_reclen;
-          const std::string_view entry_name = entry->d_name;
-          if (entry_name == "." || entry_name == "..") continue;
-          if (::unlinkat(folder.get(), entry->d_name, 0) != 0 && errno == EISDIR) subfolders.emplace_back(entry_name);
-        }
-      }
+      for_each_entry(folder.get(), [&](const dirent64& entry) {
+        if (::unlinkat(folder.get(), entry.d_name, 0) != 0 && errno == EISDIR) subfolders.emplace_back(entry.d_name);
+      });
       for (const auto& subfolder : subfolders) remove_tree(folder.get(), subfolder);
     }
-    ::unlinkat(at, name.c_str(), AT_REMOVEDIR);
+    return ::unlinkat(at, name.c_str(), AT_REMOVEDIR) == 0;
+  }
+
+  // sweep_leftovers below an open folder (named `path`, "" for the root): its leftovers unchanged
+  // since `cutoff` removed (a temporary folder with all it holds), its other folders walked, no
+  // symlinked one. Returns errno of a folder that could not be read, 0 otherwise; a leftover that
+  // cannot be removed stays for the next sweep.
+  static int sweep(Fd folder, const std::string& path, std::time_t cutoff, std::size_t& removed, std::string& failed_at) {
+    std::vector<std::string> subfolders;
+    std::vector<std::string> leftovers;
+    const int read_error = for_each_entry(folder.get(), [&](const dirent64& entry) {
+      if (is_temporary_name(entry.d_name)) {
+        leftovers.emplace_back(entry.d_name);
+        return;
+      }
+      struct stat info {};
+      if (entry.d_type == DT_DIR ||
+          (entry.d_type == DT_UNKNOWN && ::fstatat(folder.get(), entry.d_name, &info, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(info.st_mode))) {
+        subfolders.emplace_back(entry.d_name);
+      }
+    });
+    if (read_error) {
+      failed_at = path;
+      return read_error;
+    }
+    for (const auto& name : leftovers) {
+      struct stat info {};
+      if (::fstatat(folder.get(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0 || info.st_mtime >= cutoff) continue;
+      const bool gone = S_ISDIR(info.st_mode) ? remove_tree(folder.get(), name) : ::unlinkat(folder.get(), name.c_str(), 0) == 0;
+      if (gone) ++removed;
+    }
+    for (const auto& name : subfolders) {
+      const auto sub_path = path.empty() ? name : path + "/" + name;
+      Fd sub(::openat(folder.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub.get() < 0) {
+        const int open_error = errno;
+        if (open_error == ENOENT) continue;  // removed meanwhile
+        failed_at = sub_path;
+        return open_error;
+      }
+      if (const int error = sweep(std::move(sub), sub_path, cutoff, removed, failed_at)) return error;
+    }
+    return 0;
   }
 
   // Opens `relative` (checked already) below the root. The kernel refuses every symlink that leaves
@@ -452,22 +523,10 @@ class FsStorage final : public ports::Storage {
 
   // Adds the regular files below an open folder (named `prefix`) to `paths`, recursing into
   // subfolders but not into symlinked ones; a symlink to a file counts as the file. Returns errno.
-  // The folder is read with getdents64 on its descriptor: opendir's stream would cost three more
-  // system calls per folder (a stat and two fcntl), and a task's workspace is listed twice.
   static int collect(Fd folder, const std::string& prefix, std::vector<std::string>& paths) {
     std::vector<std::string> subfolders;  // walked once this folder is read, so one buffer is live at a time
-    {
-      alignas(8) char buffer[8192];
-      while (true) {
-        const auto filled = ::getdents64(folder.get(), buffer, sizeof buffer);
-        if (filled < 0) return errno;
-        if (filled == 0) break;
-        for (long offset = 0; offset < filled;) {
-          const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
-          offset += entry->d_reclen;
-          take(folder.get(), *entry, prefix, paths, subfolders);
-        }
-      }
+    if (const int error = for_each_entry(folder.get(), [&](const dirent64& entry) { take(folder.get(), entry, prefix, paths, subfolders); })) {
+      return error;
     }
     for (const auto& name : subfolders) {
       Fd sub(::openat(folder.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -484,7 +543,7 @@ class FsStorage final : public ports::Storage {
   static void take(int at, const dirent64& entry, const std::string& prefix, std::vector<std::string>& paths,
                    std::vector<std::string>& subfolders) {
     const std::string_view name = entry.d_name;
-    if (name == "." || name == ".." || is_temporary_name(name)) return;  // the last: a put()'s file or a publish_folder()'s folder in progress
+    if (is_temporary_name(name)) return;  // the last: a put()'s file or a publish_folder()'s folder in progress
     unsigned char type = entry.d_type;
     struct stat info {};
     if (type == DT_UNKNOWN) {  // a filesystem that does not say: ask
