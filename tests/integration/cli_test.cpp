@@ -555,8 +555,7 @@ TEST(Cli, ABenchWritesEveryMeasuredMessagesTimingsToItsSamplesFile) {
     EXPECT_LE(handler, acked) << "row " << i;
     previous_published = published;
   }
-  // Paced at 5,000 a second, the 500 messages were published over about a tenth of a second.
-  EXPECT_GE(previous_published, 80'000);
+  EXPECT_GT(previous_published, std::stoll(rows.front()[1])) << "100 batches are not published at one instant";
 }
 
 // Mode handoff has no read of its own to time: that column stays empty, and a task's latency is

@@ -543,7 +543,7 @@ class FsStorage final : public ports::Storage {
   static void take(int at, const dirent64& entry, const std::string& prefix, std::vector<std::string>& paths,
                    std::vector<std::string>& subfolders) {
     const std::string_view name = entry.d_name;
-    if (is_temporary_name(name)) return;  // the last: a put()'s file or a publish_folder()'s folder in progress
+    if (is_temporary_name(name)) return;  // a put()'s file or a publish_folder()'s folder in progress, or what a crash left of one
     unsigned char type = entry.d_type;
     struct stat info {};
     if (type == DT_UNKNOWN) {  // a filesystem that does not say: ask
