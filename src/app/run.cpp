@@ -49,7 +49,7 @@ void sweep_storage_leftovers(std::stop_token stop, ports::Storage& storage, std:
   std::mutex mutex;
   std::condition_variable_any wake;
   while (!stop.stop_requested()) {
-    auto swept = storage.sweep_leftovers(std::chrono::duration_cast<std::chrono::seconds>(age));
+    auto swept = storage.sweep_leftovers(std::chrono::duration_cast<std::chrono::seconds>(age), stop);
     if (!swept) {
       logger.warn("could not sweep the storage for leftovers of interrupted writes", {{"error", swept.error().message()}});
     } else if (*swept > 0) {

@@ -210,6 +210,18 @@ TEST_F(FsStorageTest, ASweepRemovesOnlyLeftoversUnchangedForTheGivenTime) {
   EXPECT_EQ(storage_->list("").value(), (std::vector<std::string>{"releases/c1/b.txt", "w/c1/a.txt"}));
 }
 
+// A sweep asked to stop removes nothing more: a worker shutting down does not wait for it.
+TEST_F(FsStorageTest, ASweepStopsWhenAskedTo) {
+  using namespace std::chrono_literals;
+  std::ofstream(root_ / ".a.tmp-1") << "half";
+  age(root_ / ".a.tmp-1", 2h);
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_EQ(storage_->sweep_leftovers(1h, stopped.get_token()).value(), 0u);
+  EXPECT_TRUE(stdfs::exists(root_ / ".a.tmp-1"));
+  EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 1u);
+}
+
 // A symlinked folder is not walked: what lies outside the root is never the sweep's.
 TEST_F(FsStorageTest, ASweepFollowsNoSymlink) {
   using namespace std::chrono_literals;

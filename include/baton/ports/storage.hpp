@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,8 +49,10 @@ class Storage {
   // Removes what writes cut short (by a crash or a kill) left behind: a store that writes under a
   // temporary name first, as a durable one does, can leave such a name, which get and list never
   // show. Only what has not changed for `unchanged_for` goes, so that a write still in progress,
-  // in this process or another one sharing the store, is left alone. Returns how many it removed.
-  virtual Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for) = 0;
+  // in this process or another one sharing the store, is left alone. Returns how many it removed;
+  // a stop asked for on `stop` ends the sweep early (with what it removed so far), so that a
+  // process shutting down does not wait for a walk through a large store.
+  virtual Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for, std::stop_token stop = {}) = 0;
   virtual Health health() = 0;
 };
 

@@ -239,13 +239,13 @@ class FsStorage final : public ports::Storage {
     return published;
   }
 
-  Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for) override {
+  Result<std::size_t> sweep_leftovers(std::chrono::seconds unchanged_for, std::stop_token stop) override {
     auto opened = open_beneath(".", O_RDONLY | O_DIRECTORY);
     if (opened.error) return io_error("cannot sweep the storage root", root_.string(), opened.error);
     const auto cutoff = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() - unchanged_for);
     std::size_t removed = 0;
     std::string failed_at;
-    if (const int error = sweep(std::move(opened.fd), "", cutoff, removed, failed_at)) {
+    if (const int error = sweep(std::move(opened.fd), "", cutoff, stop, removed, failed_at)) {
       return io_error("cannot sweep", failed_at.empty() ? root_.string() : failed_at, error);
     }
     return removed;
@@ -406,9 +406,11 @@ class FsStorage final : public ports::Storage {
 
   // sweep_leftovers below an open folder (named `path`, "" for the root): its leftovers unchanged
   // since `cutoff` removed (a temporary folder with all it holds), its other folders walked, no
-  // symlinked one. Returns errno of a folder that could not be read, 0 otherwise; a leftover that
-  // cannot be removed stays for the next sweep.
-  static int sweep(Fd folder, const std::string& path, std::time_t cutoff, std::size_t& removed, std::string& failed_at) {
+  // symlinked one, until `stop` is asked for. Returns errno of a folder that could not be read, 0
+  // otherwise; a leftover that cannot be removed stays for the next sweep.
+  static int sweep(Fd folder, const std::string& path, std::time_t cutoff, const std::stop_token& stop, std::size_t& removed,
+                   std::string& failed_at) {
+    if (stop.stop_requested()) return 0;
     std::vector<std::string> subfolders;
     std::vector<std::string> leftovers;
     const int read_error = for_each_entry(folder.get(), [&](const dirent64& entry) {
@@ -441,7 +443,7 @@ class FsStorage final : public ports::Storage {
         failed_at = sub_path;
         return open_error;
       }
-      if (const int error = sweep(std::move(sub), sub_path, cutoff, removed, failed_at)) return error;
+      if (const int error = sweep(std::move(sub), sub_path, cutoff, stop, removed, failed_at)) return error;
     }
     return 0;
   }
