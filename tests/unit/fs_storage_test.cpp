@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -208,6 +212,41 @@ TEST_F(FsStorageTest, ASweepRemovesOnlyLeftoversUnchangedForTheGivenTime) {
   age(root_ / "w" / "c1" / ".b.txt.tmp-789", 2h);
   EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 1u);
   EXPECT_EQ(storage_->list("").value(), (std::vector<std::string>{"releases/c1/b.txt", "w/c1/a.txt"}));
+}
+
+// A process killed in the middle of its writes (by SIGXFSZ: a file size limit lower than the blob)
+// leaves what a crash leaves: a temporary file of the put, a temporary folder of the publish. No
+// listing shows them, the folder can still be published, and a sweep takes both once they are old.
+TEST_F(FsStorageTest, WhatAWriterKilledMidWriteLeftIsSweptOnceOld) {
+  using namespace std::chrono_literals;
+  const std::string big(64 * 1024, 'x');
+  const auto killed_writing = [&](auto write) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      const rlimit limit{4096, 4096};
+      ::setrlimit(RLIMIT_FSIZE, &limit);
+      write();
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ;
+  };
+  ASSERT_TRUE(killed_writing([&] { (void)storage_->put("w/c1/main.cpp", big); }));
+  const std::vector<ports::BlobWrite> blobs = {{"bin/run.sh", big}};
+  ASSERT_TRUE(killed_writing([&] { (void)storage_->publish_folder("releases/c1", blobs); }));
+
+  const auto left = entries_below(root_);
+  ASSERT_EQ(left.size(), 7u) << "w/, w/c1/, its temporary file, releases/, the temporary folder, its bin/ and the file in it";
+  EXPECT_TRUE(storage_->list("").value().empty());
+  for (const auto& entry : left) {  // the two leftovers themselves, not what the temporary folder holds
+    if (entry == "w/c1/" + stdfs::path(entry).filename().string() && entry.find(".tmp-") != std::string::npos) age(root_ / entry, 2h);
+    if (entry.starts_with("releases/.c1.tmp-") && std::count(entry.begin(), entry.end(), '/') == 2) age(root_ / entry, 2h);
+  }
+  EXPECT_EQ(storage_->sweep_leftovers(1h).value(), 2u);
+  EXPECT_EQ(entries_below(root_), (std::vector<std::string>{"releases/", "w/", "w/c1/"}));
+  ASSERT_TRUE(storage_->publish_folder("releases/c1", blobs)) << "the leftover never stood in the folder's way";
+  EXPECT_EQ(storage_->list("releases").value(), std::vector<std::string>{"releases/c1/bin/run.sh"});
 }
 
 // A sweep asked to stop removes nothing more: a worker shutting down does not wait for it.
