@@ -41,13 +41,16 @@ void TraceWriter::record(std::string_view tenant_id, std::string_view corr_id, b
   if (queue_.size() == 1 || queue_.size() == options_.max_batch) changed_.notify_all();
 }
 
-bool TraceWriter::flush(std::chrono::milliseconds within) {
+bool TraceWriter::flush(std::chrono::milliseconds within) { return drain(within).has_value(); }
+
+std::optional<std::chrono::steady_clock::time_point> TraceWriter::drain(std::chrono::milliseconds within) {
   std::unique_lock lock(mutex_);
   const auto wanted = recorded_;
-  if (done_ >= wanted) return true;
+  if (done_ >= wanted) return last_done_at_;
   flush_up_to_ = std::max(flush_up_to_, wanted);
   changed_.notify_all();
-  return changed_.wait_for(lock, within, [&] { return done_ >= wanted; });
+  if (!changed_.wait_for(lock, within, [&] { return done_ >= wanted; })) return std::nullopt;
+  return last_done_at_;
 }
 
 void TraceWriter::run(std::stop_token stop) {
@@ -75,6 +78,7 @@ void TraceWriter::run(std::stop_token stop) {
     write(batch);
     lock.lock();
     done_ += count;
+    last_done_at_ = std::chrono::steady_clock::now();
     changed_.notify_all();
   }
 }

@@ -506,6 +506,9 @@ TEST(Cli, ABenchOfHandOffsAloneCarriesEveryTaskThroughEveryPhase) {
   EXPECT_EQ(report.at("lost").as_int64(), 0);
   EXPECT_EQ(report.at("duplicates").as_int64(), 0);
   EXPECT_GT(report.at("throughput_msgs_per_s").as_double(), 0.0);
+  // The phases' trace events, written behind the hand-offs, are waited for within the run's time.
+  ASSERT_TRUE(report.at("trace_drain_ms").is_double()) << last_line;
+  EXPECT_GE(report.at("trace_drain_ms").as_double(), 0.0);
   // A task is counted once it reaches the completed topic, which only the last phase hands to; and
   // the server added its four hand-offs to the 200 submits (and the baselines' 600 XADDs).
   const auto stats = server.cli({"INFO", "commandstats"});
@@ -556,6 +559,8 @@ TEST(Cli, ABenchWritesEveryMeasuredMessagesTimingsToItsSamplesFile) {
     previous_published = published;
   }
   EXPECT_GT(previous_published, std::stoll(rows.front()[1])) << "100 batches are not published at one instant";
+  const auto last_line = ran.output.substr(ran.output.rfind('\n', ran.output.size() - 2) + 1);
+  EXPECT_TRUE(boost::json::parse(last_line).as_object().at("trace_drain_ms").is_null()) << "mode bus has no phases to trace: " << last_line;
 }
 
 // Mode handoff has no read of its own to time: that column stays empty, and a task's latency is

@@ -167,6 +167,34 @@ TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
   EXPECT_EQ(numbers_in(kv, "full"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
 }
 
+// drain() answers when the events recorded before it were written: after a store that held them
+// back answered, not when drain() was called; asked again with nothing new, the same time, not
+// the second call's (a benchmark takes it for the end of its run's work). Nothing ever written:
+// the clock's epoch. A store that does not answer: nothing, at the deadline.
+TEST(TraceWriter, ADrainAnswersWhenTheEventsRecordedBeforeItWereWritten) {
+  GatedKv kv;
+  TraceWriter writer(kv, {.linger = 1ms});
+  EXPECT_EQ(writer.drain(1s), std::chrono::steady_clock::time_point{}) << "nothing was ever written";
+
+  kv.hold();
+  for (int n = 1; n <= 3; ++n) writer.record("acme", "drained", numbered(n));
+  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() >= 1; }, 10s));
+  EXPECT_EQ(writer.drain(20ms), std::nullopt) << "the store held the events back, yet the drain said they were written";
+  auto drained = std::async(std::launch::async, [&] { return writer.drain(10s); });
+  std::this_thread::sleep_for(50ms);  // a drain still waiting when the store answers
+  const auto released = std::chrono::steady_clock::now();
+  kv.release();
+  const auto written_at = drained.get();
+  const auto returned = std::chrono::steady_clock::now();
+  ASSERT_TRUE(written_at.has_value());
+  EXPECT_GE(*written_at, released) << "the drain answered a time before the events were written";
+  EXPECT_LE(*written_at, returned);
+  EXPECT_EQ(numbers_in(kv, "drained"), (std::vector<std::int64_t>{1, 2, 3}));
+
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(writer.drain(1s), written_at) << "a drain with nothing left answered its own time";
+}
+
 // A store that does not answer must not hold a stopping worker: a flush gives up at its deadline,
 // and the destructor drops (and logs) what is still queued after its own.
 TEST(TraceWriter, AFlushGivesUpAtItsDeadlineWhenTheStoreDoesNotAnswer) {

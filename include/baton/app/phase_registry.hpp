@@ -2,9 +2,11 @@
 // The phases a worker can run, by name. Phase implementations register here; `baton run` builds
 // the configured phases from it with their options and ports.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,8 @@ class RunnablePhase {
   virtual ~RunnablePhase() = default;
   virtual Result<void> start() = 0;
   virtual void stop() = 0;
+  // BaseOrchestrator::drain_traces.
+  virtual std::optional<std::chrono::steady_clock::time_point> drain_traces(std::chrono::milliseconds within) = 0;
 };
 
 using PhaseFactory = std::function<std::unique_ptr<RunnablePhase>(orchestrator::Ports, orchestrator::PhaseOptions)>;
@@ -53,6 +57,9 @@ PhaseFactory phase_factory(Settings... settings) {
         : phase(ports, std::move(options), with...) {}
     Result<void> start() override { return phase.start(); }
     void stop() override { phase.stop(); }
+    std::optional<std::chrono::steady_clock::time_point> drain_traces(std::chrono::milliseconds within) override {
+      return phase.drain_traces(within);
+    }
     Phase phase;
   };
   return [=](orchestrator::Ports ports, orchestrator::PhaseOptions options) -> std::unique_ptr<RunnablePhase> {

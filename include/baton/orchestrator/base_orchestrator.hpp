@@ -135,6 +135,13 @@ class BaseOrchestrator {
     logger_.info("phase stopped");
   }
 
+  // Waits (within `within`) for the trace events its handlers recorded so far to be written, and
+  // answers when they were (TraceWriter::drain); the clock's epoch for a phase without a KV store.
+  std::optional<std::chrono::steady_clock::time_point> drain_traces(std::chrono::milliseconds within) {
+    if (!traces_) return std::chrono::steady_clock::time_point{};
+    return traces_->drain(within);
+  }
+
   const PhaseOptions& options() const noexcept { return options_; }
 
  protected:

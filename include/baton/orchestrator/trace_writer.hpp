@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -53,6 +54,12 @@ class TraceWriter {
   bool flush(std::chrono::milliseconds within);
   bool flush() { return flush(options_.flush_within); }
 
+  // flush(within), answering when the writer last finished a batch, which is when the last of
+  // those events was done if nothing was recorded after them: the end of the work the recorders
+  // left behind (what a benchmark's run must include). The clock's epoch if nothing was ever
+  // written; nullopt when some were still queued at the deadline.
+  std::optional<std::chrono::steady_clock::time_point> drain(std::chrono::milliseconds within);
+
  private:
   void run(std::stop_token stop);
   void write(const std::vector<ports::ListAppend>& appends);
@@ -67,6 +74,7 @@ class TraceWriter {
   std::uint64_t recorded_ = 0;     // events ever queued
   std::uint64_t done_ = 0;         // events written or given up on, in queue order
   std::uint64_t flush_up_to_ = 0;  // the last flush() wants every event up to this one done
+  std::chrono::steady_clock::time_point last_done_at_{};  // when done_ last grew
   std::jthread thread_;            // last: started once everything above is ready
 };
 
