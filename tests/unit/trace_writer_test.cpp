@@ -167,6 +167,28 @@ TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
   EXPECT_EQ(numbers_in(kv, "full"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
 }
 
+// The bound RELIABILITY.md promises: behind a store that has fallen behind, a writer queues 1,024
+// events by default (besides its batch in flight), and the 1,025th recorder waits.
+TEST(TraceWriter, ByDefaultAThousandAndTwentyFourEventsWaitBehindAStoreThatFellBehind) {
+  GatedKv kv;
+  kv.hold();
+  TraceWriter writer(kv, {.linger = 1ms});
+  writer.record("acme", "behind", numbered(0));
+  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));  // 0 is in flight
+  for (int n = 1; n <= 1024; ++n) writer.record("acme", "behind", numbered(n));
+  std::atomic<bool> recorded{false};
+  std::thread late([&] {
+    writer.record("acme", "behind", numbered(1025));
+    recorded = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(recorded.load()) << "more than 1,024 events queued";
+  kv.release();
+  late.join();
+  ASSERT_TRUE(writer.flush(10s));
+  EXPECT_EQ(numbers_in(kv, "behind").size(), max_trace_events) << "a trace keeps its newest events";
+}
+
 // drain() answers when the events recorded before it were written: after a store that held them
 // back answered, not when drain() was called; asked again with nothing new, the same time, not
 // the second call's (a benchmark takes it for the end of its run's work). Nothing ever written:

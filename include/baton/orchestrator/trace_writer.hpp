@@ -5,12 +5,16 @@
 // round trip of its own per event (four per task in the reference pipeline).
 //
 // The price, accepted because a trace is diagnostic and never part of the hand-off: events still
-// queued when the process is killed outright (kill -9) are lost, at most `linger` of them plus one
-// batch in flight. flush(), and the destructor, write everything queued first, within
-// `flush_within`: a store that is away does not hold a stopping worker for longer (what is left
-// is logged and counted as not written). Within one writer, events keep the order they were
-// recorded in; two writers (phases, processes) may store theirs in another order than the
-// hand-offs', which read_trace puts right (in_causal_order).
+// queued when the process is killed outright (kill -9) are lost: those of the last `linger`, or,
+// when the store falls behind (it is saturated or slow), up to `capacity` queued plus one batch in
+// flight. Beyond `capacity` the recorders wait, so the trace lags its hand-offs by that much at
+// most and the queue's memory is bounded (1,024 events by default; with 8,192, four phases' queues
+// held 13.5 MB behind a saturated server, and lagged 150 ms: BENCHMARKS.md, round 20).
+// flush(), and the destructor, write everything queued first, within `flush_within`: a store that
+// is away does not hold a stopping worker for longer (what is left is logged and counted as not
+// written). Within one writer, events keep the order they were recorded in; two writers (phases,
+// processes) may store theirs in another order than the hand-offs', which read_trace puts right
+// (in_causal_order).
 
 #include <boost/json/object.hpp>
 #include <atomic>
@@ -32,7 +36,7 @@ namespace baton::orchestrator {
 struct TraceWriterOptions {
   std::chrono::milliseconds linger{10};  // how long the first queued event waits for company
   std::size_t max_batch = 256;           // written at once when this many are queued
-  std::size_t capacity = 8192;           // queued at most; record() waits for room beyond it
+  std::size_t capacity = 1024;           // queued at most; record() waits for room beyond it
   std::chrono::milliseconds flush_within{5'000};  // the destructor's wait for what is queued
   std::atomic<std::uint64_t>* unwritten = nullptr;  // counts the events not written, when set
 };
