@@ -145,25 +145,32 @@ TEST(TraceWriter, RecordingDoesNotWaitForTheStoreAndTheDestructorWritesWhatIsQue
   EXPECT_EQ(numbers_in(kv, "held"), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
 }
 
+// Holds the store back, records one event (in flight), then `queued` more, and then one more from
+// another thread; answers whether that last recorder was held back (100 ms), then lets the store
+// answer and waits for all of it to be written.
+bool last_recorder_waited(GatedKv& kv, TraceWriter& writer, const std::string& corr_id, int queued) {
+  kv.hold();
+  writer.record("acme", corr_id, numbered(0));
+  if (!test::eventually([&] { return kv.batches_started.load() == 1; }, 10s)) return false;
+  for (int n = 1; n <= queued; ++n) writer.record("acme", corr_id, numbered(n));
+  std::atomic<bool> recorded{false};
+  std::thread late([&] {
+    writer.record("acme", corr_id, numbered(queued + 1));
+    recorded = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  const bool waited = !recorded.load();
+  kv.release();
+  late.join();
+  return writer.flush(10s) && waited;
+}
+
 // With `capacity` events queued behind a store that does not answer, the next recorder waits for
 // room instead of the queue growing without end, and goes on once the store answers.
 TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
   GatedKv kv;
-  kv.hold();
   TraceWriter writer(kv, {.linger = 1ms, .max_batch = 2, .capacity = 4});
-  writer.record("acme", "full", numbered(0));
-  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));  // 0 is in flight
-  for (int n = 1; n <= 4; ++n) writer.record("acme", "full", numbered(n));             // 1-4 fill the queue
-  std::atomic<bool> recorded{false};
-  std::thread late([&] {
-    writer.record("acme", "full", numbered(5));
-    recorded = true;
-  });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(recorded.load()) << "a recorder went past the queue's capacity";
-  kv.release();
-  late.join();
-  writer.flush();
+  EXPECT_TRUE(last_recorder_waited(kv, writer, "full", 4)) << "a recorder went past the queue's capacity";
   EXPECT_EQ(numbers_in(kv, "full"), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
 }
 
@@ -171,21 +178,8 @@ TEST(TraceWriter, AFullQueueHoldsTheRecorderBackUntilThereIsRoom) {
 // events by default (besides its batch in flight), and the 1,025th recorder waits.
 TEST(TraceWriter, ByDefaultAThousandAndTwentyFourEventsWaitBehindAStoreThatFellBehind) {
   GatedKv kv;
-  kv.hold();
   TraceWriter writer(kv, {.linger = 1ms});
-  writer.record("acme", "behind", numbered(0));
-  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 1; }, 10s));  // 0 is in flight
-  for (int n = 1; n <= 1024; ++n) writer.record("acme", "behind", numbered(n));
-  std::atomic<bool> recorded{false};
-  std::thread late([&] {
-    writer.record("acme", "behind", numbered(1025));
-    recorded = true;
-  });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(recorded.load()) << "more than 1,024 events queued";
-  kv.release();
-  late.join();
-  ASSERT_TRUE(writer.flush(10s));
+  EXPECT_TRUE(last_recorder_waited(kv, writer, "behind", 1024)) << "more than 1,024 events queued";
   EXPECT_EQ(numbers_in(kv, "behind").size(), max_trace_events) << "a trace keeps its newest events";
 }
 
