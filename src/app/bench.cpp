@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
@@ -16,7 +17,8 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-#include <unordered_map>
+#include <optional>
+#include <string_view>
 
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/redis/redis_baseline.hpp"
@@ -47,6 +49,37 @@ std::int64_t now_ns() {
 constexpr std::int64_t not_yet = -1;
 constexpr int max_bench_producers = 256;
 constexpr int max_bench_consumers = 1024;
+// Modes pipeline and handoff: the correlation ids of a run's tasks, a UUID each: the first 24
+// characters of one UUIDv7 of the run's, then the task's index in 12 hex digits. A completion is
+// matched to its task by parsing its id, not by a table of every id (which held some 200 bytes per
+// task and grew the bench's peak RSS with --messages).
+class TaskCorrIds {
+ public:
+  explicit TaskCorrIds(std::size_t count) : prefix_(new_uuid_v7().substr(0, 24)), count_(count) {}
+
+  std::string of(std::size_t index) const {
+    char digits[24];  // up to 16 hex digits and the NUL
+    std::snprintf(digits, sizeof digits, "%012zx", index);
+    return prefix_ + digits;
+  }
+
+  // The index of a task of this run, or nothing for any other id.
+  std::optional<std::size_t> index_of(std::string_view corr_id) const {
+    if (corr_id.size() != prefix_.size() + 12 || !corr_id.starts_with(prefix_)) return std::nullopt;
+    const auto digits = corr_id.substr(prefix_.size());
+    std::size_t index = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index, 16);
+    if (error != std::errc{} || end != digits.data() + digits.size() || index >= count_ || of(index) != corr_id) return std::nullopt;
+    return index;
+  }
+
+  std::size_t size() const { return count_; }
+
+ private:
+  std::string prefix_;
+  std::size_t count_;
+};
+
 // Messages of each latency floor run (two per paced run): 2 s at 10k msg/s.
 constexpr std::size_t floor_messages = 20'000;
 
@@ -435,10 +468,9 @@ int run_bench(const BenchOptions& options) {
   orchestrator::MetricsRegistry metrics;
   ports::Subscription subscription;
   std::string topic;
-  // Modes pipeline and handoff: a task's envelope is made as it is published; kept are only its
-  // correlation id (how its completion is known) and when it was published.
-  std::unordered_map<std::string, std::size_t> index_of_task;
-  std::vector<std::string> task_corr_ids;
+  // Modes pipeline and handoff: a task's envelope is made as it is published; kept is only when
+  // it was published. Its correlation id tells which task a completion is.
+  const TaskCorrIds task_corr_ids(options.mode == "bus" ? 0 : total);
   std::unique_ptr<std::atomic<std::int64_t>[]> task_published_ns;
 
   if (options.mode == "bus") {
@@ -509,19 +541,14 @@ int run_bench(const BenchOptions& options) {
     }
     phases = std::move(*started);
     topic = runtime->pipeline->first_topic();
-    task_corr_ids.reserve(total);
     task_published_ns = std::make_unique<std::atomic<std::int64_t>[]>(total);
-    for (std::size_t i = 0; i < total; ++i) {
-      task_corr_ids.push_back(new_uuid_v7());
-      index_of_task.emplace(task_corr_ids.back(), i);
-    }
     ports::SubscribeOptions ledger_options;
     ledger_options.group = "bench-ledger";
     ledger_options.concurrency = 2;
     auto subscribed = runtime->bus->subscribe(runtime->pipeline->completed_topic(), [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
-      const auto found = index_of_task.find(envelope.corr_id);
-      if (found == index_of_task.end()) return {};
-      const auto index = found->second;
+      const auto found = task_corr_ids.index_of(envelope.corr_id);
+      if (!found) return {};
+      const auto index = *found;
       const auto now = now_ns();
       if (ledger.handled[index]++ == 0) {
         ledger.acked_us[index] = ledger.handler_us[index] = (now - task_published_ns[index].load(std::memory_order_acquire)) / 1000;
@@ -561,7 +588,7 @@ int run_bench(const BenchOptions& options) {
           // A tenant of the run's own: what the phases keep in the KV store sits apart from a
           // server's other data, under a prefix of its own, until it expires.
           return make_envelope(topic, json::value{{"task", "bench task " + std::to_string(index)}, {"i", index}},
-                               EnvelopeOptions{.corr_id = task_corr_ids[index], .tenant_id = space});
+                               EnvelopeOptions{.corr_id = task_corr_ids.of(index), .tenant_id = space});
         }
         return make_envelope(topic, json::value(make_payload(index)));
       };
@@ -748,7 +775,8 @@ int run_bench(const BenchOptions& options) {
     // The tasks' release records are kept for good and their traces for a week; the rest of what
     // the phases keep expires within a day.
     std::optional<Error> kept;
-    for (const auto& corr_id : task_corr_ids) {
+    for (std::size_t index = 0; index < task_corr_ids.size(); ++index) {
+      const auto corr_id = task_corr_ids.of(index);
       for (const auto& key : {orchestrator::trace_key(space, corr_id), reference::release_key(space, corr_id)}) {
         if (auto removed = runtime->kv->del(key); !removed && !kept) kept = removed.error();
       }
