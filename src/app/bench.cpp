@@ -49,6 +49,7 @@ std::int64_t now_ns() {
 constexpr std::int64_t not_yet = -1;
 constexpr int max_bench_producers = 256;
 constexpr int max_bench_consumers = 1024;
+
 // Modes pipeline and handoff: the correlation ids of a run's tasks, a UUID each: the first 24
 // characters of one UUIDv7 of the run's, then the task's index in 12 hex digits. A completion is
 // matched to its task by parsing its id, not by a table of every id (which held some 200 bytes per
