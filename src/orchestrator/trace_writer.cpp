@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "baton/core/error.hpp"
 #include "baton/orchestrator/trace.hpp"
 
 namespace baton::orchestrator {
@@ -32,7 +33,16 @@ TraceWriter::~TraceWriter() {
 void TraceWriter::record(std::string_view tenant_id, std::string_view corr_id, boost::json::object event) {
   ports::ListAppend append{trace_key(tenant_id, corr_id), trace_item(std::move(event)), max_trace_events, trace_ttl};
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return queue_.size() < options_.capacity; });
+  changed_.wait(lock, [&] { return queue_.size() < options_.capacity || store_failing_; });
+  if (queue_.size() >= options_.capacity) {
+    // The store is away: a trace is best effort, and waiting for it would stall the work it
+    // describes. The event is dropped and counted; the handler goes on.
+    if (options_.unwritten) options_.unwritten->fetch_add(1, std::memory_order_relaxed);
+    if (dropped_while_failing_++ == 0) {
+      logger_.warn("trace events dropped while the store is failing", {{"queued", queue_.size()}, {"first_key", append.key}});
+    }
+    return;
+  }
   if (queue_.empty()) oldest_queued_at_ = std::chrono::steady_clock::now();
   queue_.push_back(std::move(append));
   ++recorded_;
@@ -75,15 +85,20 @@ void TraceWriter::run(std::stop_token stop) {
     // What is left (a full batch was taken) keeps the old time: it has waited long enough already.
     lock.unlock();
     changed_.notify_all();  // room for recorders that waited for it
-    write(batch);
+    const bool answered = write(batch);
     lock.lock();
     done_ += count;
     last_done_at_ = std::chrono::steady_clock::now();
+    if (answered && store_failing_ && dropped_while_failing_ > 0) {
+      logger_.info("trace store answers again", {{"events_dropped", dropped_while_failing_}});
+    }
+    if (answered) dropped_while_failing_ = 0;
+    store_failing_ = !answered;
     changed_.notify_all();
   }
 }
 
-void TraceWriter::write(const std::vector<ports::ListAppend>& appends) {
+bool TraceWriter::write(const std::vector<ports::ListAppend>& appends) {
   auto results = kv_.append_each(appends);
   std::size_t failed = 0;
   std::optional<Error> first_failure;
@@ -104,6 +119,7 @@ void TraceWriter::write(const std::vector<ports::ListAppend>& appends) {
     logger_.warn("trace events not recorded", {{"events", failed}, {"of", appends.size()}, {"error", first_failure->message()},
                                                {"first_key", first_failed_key}});
   }
+  return !first_failure || failed < appends.size() || !is_retryable(*first_failure);
 }
 
 }  // namespace baton::orchestrator

@@ -150,8 +150,12 @@ TEST(TraceWriter, RecordingDoesNotWaitForTheStoreAndTheDestructorWritesWhatIsQue
 // answer and waits for all of it to be written.
 bool last_recorder_waited(GatedKv& kv, TraceWriter& writer, const std::string& corr_id, int queued) {
   kv.hold();
+  const int started_before = kv.batches_started.load();
   writer.record("acme", corr_id, numbered(0));
-  if (!test::eventually([&] { return kv.batches_started.load() == 1; }, 10s)) return false;
+  if (!test::eventually([&] { return kv.batches_started.load() == started_before + 1; }, 10s)) {
+    kv.release();
+    return false;
+  }
   for (int n = 1; n <= queued; ++n) writer.record("acme", corr_id, numbered(n));
   std::atomic<bool> recorded{false};
   std::thread late([&] {
@@ -181,6 +185,37 @@ TEST(TraceWriter, ByDefaultAThousandAndTwentyFourEventsWaitBehindAStoreThatFellB
   TraceWriter writer(kv, {.linger = 1ms});
   EXPECT_TRUE(last_recorder_waited(kv, writer, "behind", 1024)) << "more than 1,024 events queued";
   EXPECT_EQ(numbers_in(kv, "behind").size(), max_trace_events) << "a trace keeps its newest events";
+}
+
+// A store that is away (its last batch failed as unavailable) must not stall the work a trace
+// describes: with the queue full, a recorder drops its event, counts it and goes on. Once the
+// store answers again, a full queue holds recorders back again.
+TEST(TraceWriter, AStoreThatIsAwayDoesNotHoldTheRecordersBack) {
+  test::CapturedLog log;
+  GatedKv kv;
+  std::atomic<std::uint64_t> unwritten{0};
+  TraceWriter writer(kv, {.linger = 1ms, .max_batch = 2, .capacity = 4, .unwritten = &unwritten});
+  kv.refuse = true;
+  writer.record("acme", "away", numbered(0));
+  ASSERT_TRUE(test::eventually([&] { return unwritten.load() == 1; }, 10s));  // the store failed a batch
+
+  kv.hold();
+  writer.record("acme", "away", numbered(1));
+  ASSERT_TRUE(test::eventually([&] { return kv.batches_started.load() == 2; }, 10s));  // 1 is in flight, held
+  for (int n = 2; n <= 5; ++n) writer.record("acme", "away", numbered(n));             // 2-5 fill the queue
+  auto late = std::async(std::launch::async, [&] {
+    for (int n = 6; n <= 9; ++n) writer.record("acme", "away", numbered(n));
+  });
+  EXPECT_EQ(late.wait_for(5s), std::future_status::ready) << "a recorder waited for a store that is away";
+  EXPECT_EQ(unwritten.load(), 1u + 4u) << "the dropped events were not counted";
+  EXPECT_TRUE(log.has_line_with({"trace events dropped while the store is failing", "t:acme:trace:away"})) << log.text();
+
+  kv.refuse = false;
+  kv.release();
+  ASSERT_TRUE(writer.flush(10s));
+  EXPECT_EQ(numbers_in(kv, "away"), (std::vector<std::int64_t>{1, 2, 3, 4, 5})) << "the queued events were lost";
+  EXPECT_TRUE(log.has_line_with({"trace store answers again", "\"events_dropped\":4"})) << log.text();
+  EXPECT_TRUE(last_recorder_waited(kv, writer, "back", 4)) << "the store answers again, yet a full queue dropped an event";
 }
 
 // drain() answers when the events recorded before it were written: after a store that held them

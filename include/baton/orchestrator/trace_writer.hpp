@@ -9,7 +9,10 @@
 // when the store falls behind (it is saturated or slow), up to `capacity` queued plus one batch in
 // flight. Beyond `capacity` the recorders wait, so the trace lags its hand-offs by that much at
 // most and the queue's memory is bounded (1,024 events by default; with 8,192, four phases' queues
-// held 13.5 MB behind a saturated server, and lagged 150 ms: BENCHMARKS.md, round 20).
+// held 13.5 MB behind a saturated server, and lagged 150 ms: BENCHMARKS.md, round 20). But while
+// the store is away (the last batch failed as unavailable), waiting for it would stall the work
+// the trace describes: a full queue then drops the new event, logs that once, and counts it as
+// not written, until a batch is written again.
 // flush(), and the destructor, write everything queued first, within `flush_within`: a store that
 // is away does not hold a stopping worker for longer (what is left is logged and counted as not
 // written). Within one writer, events keep the order they were recorded in; two writers (phases,
@@ -49,8 +52,8 @@ class TraceWriter {
   TraceWriter& operator=(const TraceWriter&) = delete;
 
   // Queues one event of the trace of (tenant_id, corr_id), with "at" set now when it has none.
-  // Waits while `capacity` events are queued: a store that is away holds the recorders back
-  // instead of growing the queue without end.
+  // Waits while `capacity` events are queued behind a store that answers slowly, instead of
+  // growing the queue without end; drops the event (counted) when the store is away.
   void record(std::string_view tenant_id, std::string_view corr_id, boost::json::object event);
 
   // Waits until every event recorded before the call was written, or failed to be (a failure is
@@ -66,7 +69,8 @@ class TraceWriter {
 
  private:
   void run(std::stop_token stop);
-  void write(const std::vector<ports::ListAppend>& appends);
+  // False when the store did not answer: every append failed as the store being away would.
+  bool write(const std::vector<ports::ListAppend>& appends);
 
   ports::KVStore& kv_;
   TraceWriterOptions options_;
@@ -79,6 +83,8 @@ class TraceWriter {
   std::uint64_t done_ = 0;         // events written or given up on, in queue order
   std::uint64_t flush_up_to_ = 0;  // the last flush() wants every event up to this one done
   std::chrono::steady_clock::time_point last_done_at_{};  // when done_ last grew
+  bool store_failing_ = false;            // the last batch found the store away: a full queue drops
+  std::uint64_t dropped_while_failing_ = 0;  // events dropped since the store last answered
   std::jthread thread_;            // last: started once everything above is ready
 };
 
