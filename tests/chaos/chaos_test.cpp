@@ -203,7 +203,8 @@ class Chaos {
   // Waits until every sent task completed or was dead-lettered (returns when: nullopt if it never
   // did), then up to one reclaim period more so that a late second completion (the thing we look
   // for) has time to show.
-  std::optional<SteadyClock::time_point> wait_settled(std::chrono::seconds timeout) {
+  // Tasks in `left_out` (whose submits the server forgot, see kept_envelopes) are not waited for.
+  std::optional<SteadyClock::time_point> wait_settled(std::chrono::seconds timeout, const std::set<std::string>& left_out = {}) {
     const auto deadline = SteadyClock::now() + timeout;
     std::optional<SteadyClock::time_point> settled;
     while (SteadyClock::now() < deadline) {
@@ -211,7 +212,7 @@ class Chaos {
         const auto letters = dead_letters();
         std::lock_guard lock(mutex_);
         std::size_t done = 0;
-        for (const auto& corr_id : sent_) done += completions_.contains(corr_id) || letters.contains(corr_id);
+        for (const auto& corr_id : sent_) done += completions_.contains(corr_id) || letters.contains(corr_id) || left_out.contains(corr_id);
         if (done == sent_.size()) {
           settled = SteadyClock::now();
           break;
@@ -226,6 +227,40 @@ class Chaos {
   std::size_t sent_count() {
     std::lock_guard lock(mutex_);
     return sent_.size();
+  }
+
+  std::set<std::string> sent() {
+    std::lock_guard lock(mutex_);
+    return sent_;
+  }
+
+  std::map<std::string, std::set<std::string>> completions() {
+    std::lock_guard lock(mutex_);
+    return completions_;
+  }
+
+  // What the server holds now in a stream of the pipeline ("plan.in", "completed"): per task
+  // (correlation id), the ids of the envelopes in its entries, acked ones included (the workers
+  // keep acked entries for retain_ms). One script, so that it is one redis-cli call; double quotes
+  // only, since cli() wraps each argument in single quotes.
+  std::map<std::string, std::set<std::string>> kept_envelopes(const std::string& stream) {
+    const auto listed = server_.cli({"EVAL",
+                                     "local out = {} "
+                                     "for _, entry in ipairs(redis.call(\"XRANGE\", KEYS[1], \"-\", \"+\")) do "
+                                     "  local fields = entry[2] "
+                                     "  for i = 1, #fields, 2 do "
+                                     "    if fields[i] == \"e\" then "
+                                     "      local ok, envelope = pcall(cjson.decode, fields[i + 1]) "
+                                     "      if ok then out[#out + 1] = envelope.corr_id .. \" \" .. envelope.id end "
+                                     "    end "
+                                     "  end "
+                                     "end "
+                                     "return out",
+                                     "1", "baton:{chaos}:chaos." + stream});
+    std::map<std::string, std::set<std::string>> kept;
+    std::istringstream lines(listed);
+    for (std::string corr_id, id; lines >> corr_id >> id;) kept[corr_id].insert(id);
+    return kept;
   }
 
   // What is left in each phase's group, as Redis reports it (for a failure's message).
@@ -271,7 +306,33 @@ class Chaos {
     std::cout << "chaos " << options_.name << ": sent " << outcome.sent << ", completed " << outcome.completed << ", lost "
               << outcome.lost << ", duplicated " << outcome.duplicated << ", dlq " << outcome.dlq << ", recovery_ms "
               << recovery_ms << " (seed " << seed_ << ")" << std::endl;
+    if (outcome.duplicated > 0) describe_duplicates(letters);
     return outcome;
+  }
+
+  // For a failure's message: the first few tasks completed more than once, with their completions
+  // and every handler call the workers made for them (which phase ran twice, in which process, at
+  // which attempt).
+  void describe_duplicates(const std::map<std::string, std::string>& letters) {
+    std::map<std::string, std::vector<std::string>> described;
+    for (const auto& [corr_id, ids] : completions_) {
+      if (described.size() == 5) break;
+      if (ids.size() < 2 && !letters.contains(corr_id)) continue;
+      auto& lines = described[corr_id];
+      for (const auto& id : ids) lines.push_back("  completed as " + id);
+      if (letters.contains(corr_id)) lines.push_back("  and dead-lettered: " + letters.at(corr_id));
+    }
+    for (const auto& call : calls()) {
+      if (const auto found = described.find(call.corr_id); found != described.end()) {
+        found->second.push_back("  call: " + call.phase + " attempt " + std::to_string(call.attempt) + " " + call.outcome + " in pid " +
+                                std::to_string(call.pid));
+      }
+    }
+    for (const auto& [corr_id, lines] : described) {
+      std::cout << "duplicated task " << corr_id << ":\n";
+      for (const auto& line : lines) std::cout << line << "\n";
+    }
+    std::cout << std::flush;
   }
 
   std::vector<CallLine> calls() const {
@@ -369,6 +430,44 @@ void expect_clean(Chaos& chaos, const Chaos::Outcome& outcome) {
   }
 }
 
+// With `appendfsync everysec` a killed redis-server can forget writes it had acknowledged: while
+// a background fsync is still running, Redis postpones writing its AOF buffer (up to 2 s) and
+// answers its clients meanwhile, and a kill loses that buffer. Submits it forgot are lost to the
+// submitter, and a consumer that saw outputs it forgot sees them again, made anew. What Baton must
+// still do: complete (or dead-letter) every task whose submit the server kept, and never leave two
+// completions of one task in the server. Returns how many acknowledged submits the server forgot.
+std::size_t expect_clean_of_what_the_server_kept(Chaos& chaos) {
+  const auto sent = chaos.sent();
+  const auto kept_submits = chaos.kept_envelopes("plan.in");
+  const auto kept_completions = chaos.kept_envelopes("completed");
+  const auto seen = chaos.completions();
+  const auto letters = chaos.dead_letters();
+  std::size_t forgotten_submits = 0, lost = 0, duplicated = 0, forgotten_completions = 0, unexpected = 0;
+  for (const auto& corr_id : sent) {
+    if (!kept_submits.contains(corr_id)) {
+      ++forgotten_submits;
+      continue;
+    }
+    const auto completed = kept_completions.find(corr_id);
+    if (completed == kept_completions.end() && !letters.contains(corr_id)) ++lost;
+    if (completed != kept_completions.end() && completed->second.size() + letters.contains(corr_id) > 1) ++duplicated;
+  }
+  for (const auto& [corr_id, ids] : seen) {
+    const auto completed = kept_completions.find(corr_id);
+    for (const auto& id : ids) forgotten_completions += completed == kept_completions.end() || !completed->second.contains(id);
+  }
+  for (const auto& [corr_id, ids] : kept_completions) unexpected += !sent.contains(corr_id);
+  std::cout << "chaos: the server kept " << kept_submits.size() << " of " << sent.size() << " acknowledged submits and forgot "
+            << forgotten_completions << " completions the ledger had seen; of what it kept: lost " << lost << ", duplicated "
+            << duplicated << std::endl;
+  EXPECT_EQ(lost, 0u) << "tasks whose submit the server kept neither completed nor dead-lettered";
+  EXPECT_EQ(duplicated, 0u) << "tasks with two completions in the server";
+  EXPECT_EQ(unexpected, 0u) << "completions of tasks nobody sent";
+  const bool drained = test::eventually([&] { return chaos.unfinished() == 0; }, 30s);
+  EXPECT_TRUE(drained) << chaos.unfinished() << " entries left pending or unread in some phase:\n" << chaos.describe_unfinished();
+  return forgotten_submits;
+}
+
 // Handler calls that completed the same phase of the same task more than once (a re-execution of
 // work already done).
 std::size_t repeated_successes(const std::vector<CallLine>& calls) {
@@ -402,9 +501,12 @@ TEST(Chaos, BrokerKillLosesNothingAcknowledgedWithAppendfsyncAlways) {
   expect_clean(chaos, chaos.tally(worst_recovery));
 }
 
-// 1b. The same with appendfsync everysec: a process crash of redis-server loses nothing either (the
-// page cache survives it); only an OS crash can lose the last second (docs/RELIABILITY.md).
-TEST(Chaos, BrokerKillWithAppendfsyncEverysecLosesNothingOnAProcessCrash) {
+// 1b. The same with appendfsync everysec. A process crash of redis-server can lose acknowledged
+// writes here too, when it comes while a background fsync is slow (see
+// expect_clean_of_what_the_server_kept; docs/RELIABILITY.md): then tasks whose submit it forgot
+// are lost, and a task whose completion it forgot is completed again. Of what the server kept,
+// nothing is lost and nothing is completed twice.
+TEST(Chaos, BrokerKillWithAppendfsyncEverysecLosesNothingTheServerKept) {
   Chaos chaos({.name = "broker_kill_everysec", .tasks = scaled(5'000), .workers = 2, .concurrency = 8, .reclaim_ms = 2000,
                .appendfsync = "everysec"});
   chaos.submit_all();
@@ -413,8 +515,12 @@ TEST(Chaos, BrokerKillWithAppendfsyncEverysecLosesNothingOnAProcessCrash) {
   std::this_thread::sleep_for(300ms);
   chaos.server().restart();
   chaos.wait_submitted();
-  EXPECT_TRUE(chaos.wait_settled(180s).has_value()) << "not every task settled in time";
-  expect_clean(chaos, chaos.tally(0));
+  // The submits the server forgot are known once it is back and the submitter is done.
+  std::set<std::string> forgotten = chaos.sent();
+  for (const auto& [corr_id, ids] : chaos.kept_envelopes("plan.in")) forgotten.erase(corr_id);
+  EXPECT_TRUE(chaos.wait_settled(180s, forgotten).has_value()) << "not every task the server kept settled in time";
+  chaos.tally(0);
+  EXPECT_EQ(expect_clean_of_what_the_server_kept(chaos), forgotten.size());
 }
 
 // 2. Worker kill: a random worker killed with SIGKILL every second or so, 10 times, each replaced
