@@ -259,7 +259,15 @@ class Chaos {
                                      "1", "baton:{chaos}:chaos." + stream});
     std::map<std::string, std::set<std::string>> kept;
     std::istringstream lines(listed);
-    for (std::string corr_id, id; lines >> corr_id >> id;) kept[corr_id].insert(id);
+    for (std::string line; std::getline(lines, line);) {
+      // Two UUIDs a line: anything else (an error of the script) must not read as an empty stream.
+      const auto space = line.find(' ');
+      if (line.size() != 73 || space != 36) {
+        ADD_FAILURE() << "unexpected line listing " << stream << ": " << line;
+        continue;
+      }
+      kept[line.substr(0, 36)].insert(line.substr(37));
+    }
     return kept;
   }
 
@@ -442,6 +450,7 @@ std::size_t expect_clean_of_what_the_server_kept(Chaos& chaos) {
   const auto kept_completions = chaos.kept_envelopes("completed");
   const auto seen = chaos.completions();
   const auto letters = chaos.dead_letters();
+  EXPECT_FALSE(kept_submits.empty()) << "the server holds no submit at all: is the listing broken?";
   std::size_t forgotten_submits = 0, lost = 0, duplicated = 0, forgotten_completions = 0, unexpected = 0;
   for (const auto& corr_id : sent) {
     if (!kept_submits.contains(corr_id)) {
