@@ -92,7 +92,14 @@ int health(const Common& common) {
                 << result.detail << "\n";
     }
   }
-  if (common.json) std::cout << boost::json::serialize(boost::json::object{{"healthy", healthy}, {"ports", report}}) << "\n";
+  // Not a failure of health: the broker answers, but keeps less than Baton's promises need.
+  const auto risk = checks[0].second.ok ? runtime->bus->durability_risk() : std::nullopt;
+  if (!common.json && risk) std::cout << "durability: at risk: " << *risk << " (docs/RELIABILITY.md)\n";
+  if (common.json) {
+    std::cout << boost::json::serialize(boost::json::object{{"healthy", healthy}, {"ports", report},
+                                                            {"durability_risk", risk ? boost::json::value(*risk) : boost::json::value(nullptr)}})
+              << "\n";
+  }
   return healthy ? 0 : exit_failed;
 }
 

@@ -146,6 +146,9 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
     sweeper = std::jthread(sweep_storage_leftovers, std::ref(*runtime.storage),
                            std::chrono::milliseconds{runtime.config.storage_leftovers_after_ms}, std::cref(logger));
   }
+  if (auto risk = runtime.bus->durability_risk()) {
+    logger.warn("acknowledged messages are at risk of a broker crash", {{"why", *risk}, {"see", "docs/RELIABILITY.md"}});
+  }
   std::cout << "running phases:";
   for (const auto& name : selected) std::cout << " " << name;
   std::cout << std::endl;

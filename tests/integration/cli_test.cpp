@@ -596,6 +596,26 @@ TEST(Cli, PurgeRemovesDeadLetters) {
   EXPECT_NE(baton(server, "dlq replay").output.find("0 replayed, 1 skipped"), std::string::npos);
 }
 
+// A broker whose persistence can forget what it acknowledged is named, with the setting: healthy
+// still (it answers), but not what Baton's promises need. One that fsyncs before it answers is not.
+TEST(Cli, HealthNamesABrokerThatCanForgetWhatItAcknowledged) {
+  baton::test::RedisServer without_aof({.append_only = false});
+  const auto said = baton(without_aof, "health");
+  EXPECT_EQ(said.exit_code, 0) << said.output;
+  EXPECT_NE(said.output.find("durability: at risk: "), std::string::npos) << said.output;
+  EXPECT_NE(said.output.find("appendonly no"), std::string::npos) << said.output;
+  const auto json = baton(without_aof, "health --json");
+  const auto last_line = json.output.substr(json.output.rfind('\n', json.output.size() - 2) + 1);
+  EXPECT_TRUE(boost::json::parse(last_line).as_object().at("durability_risk").is_string()) << last_line;
+
+  baton::test::RedisServer always;  // AOF, appendfsync always
+  const auto kept = baton(always, "health --json");
+  EXPECT_EQ(kept.exit_code, 0) << kept.output;
+  const auto kept_line = kept.output.substr(kept.output.rfind('\n', kept.output.size() - 2) + 1);
+  EXPECT_TRUE(boost::json::parse(kept_line).as_object().at("durability_risk").is_null()) << kept_line;
+  EXPECT_EQ(baton(always, "health").output.find("durability:"), std::string::npos);
+}
+
 TEST(Cli, HealthIsZeroOnlyWhenEveryPortAnswers) {
   baton::test::RedisServer server({.append_only = false});
   const auto healthy = baton(server, "health --json");

@@ -1582,5 +1582,24 @@ TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {
   EXPECT_FALSE(bus->health().ok);
 }
 
+// The server's persistence decides what Baton's promises can keep: a server without an AOF, or
+// whose AOF is not fsynced before it answers, is named as a risk, with the setting and what it
+// loses; appendonly yes with appendfsync always is none.
+TEST(RedisBus, SaysWhenTheServersPersistenceCanForgetWhatItAcknowledged) {
+  RedisServer without_aof({.append_only = false});
+  const auto no_aof = make_redis_bus(bus_options(without_aof))->durability_risk();
+  ASSERT_TRUE(no_aof.has_value());
+  EXPECT_NE(no_aof->find("appendonly no"), std::string::npos) << *no_aof;
+  EXPECT_NE(no_aof->find(without_aof.url().substr(std::string("redis://").size())), std::string::npos) << *no_aof;
+
+  RedisServer every_second({.append_only = true, .appendfsync = "everysec"});
+  const auto everysec = make_redis_bus(bus_options(every_second))->durability_risk();
+  ASSERT_TRUE(everysec.has_value());
+  EXPECT_NE(everysec->find("appendfsync everysec"), std::string::npos) << *everysec;
+
+  RedisServer always({.append_only = true, .appendfsync = "always"});
+  EXPECT_EQ(make_redis_bus(bus_options(always))->durability_risk(), std::nullopt);
+}
+
 }  // namespace
 }  // namespace baton::adapters::redis

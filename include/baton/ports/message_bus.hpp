@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -214,6 +215,11 @@ class MessageBus {
   virtual Result<TopicStats> topic_stats(std::string_view topic) = 0;
 
   virtual Health health() = 0;
+
+  // What the broker's own configuration puts at risk of what it acknowledged: a sentence saying what
+  // and why (a worker logs it as a warning when it starts; `baton health` shows it), or nothing
+  // when nothing is known to be at risk, or the broker does not say.
+  virtual std::optional<std::string> durability_risk() { return std::nullopt; }
 };
 
 }  // namespace baton::ports
