@@ -85,7 +85,8 @@ class TaskCorrIds {
 constexpr std::size_t floor_messages = 20'000;
 
 // Per message: how often it was handled, and its latencies in microseconds; with `keep_published`
-// also when it was published (mode bus, for --samples).
+// also when it was published (modes pipeline and handoff, whose completions carry no publish time,
+// and mode bus for --samples).
 struct Ledger {
   Ledger(std::size_t n, bool keep_published) : handled(n), received_us(n), handler_us(n), acked_us(n), published_ns(keep_published ? n : 0) {
     for (auto& value : received_us) value = not_yet;
@@ -123,13 +124,11 @@ Percentiles percentiles(const std::vector<std::atomic<std::int64_t>>& samples, s
 
 // --samples: one line per measured message, times in microseconds, its publish time from the start
 // of the measured run; a latency it has none of (mode pipeline has no read) is left empty.
-template <class PublishedNs>
-bool write_samples(std::FILE* file, const Ledger& ledger, std::size_t first, std::size_t last, std::int64_t measured_from_ns,
-                   PublishedNs published_ns) {
+bool write_samples(std::FILE* file, const Ledger& ledger, std::size_t first, std::size_t last, std::int64_t measured_from_ns) {
   const auto field = [&](std::int64_t value) { return value == not_yet ? std::string() : std::to_string(value); };
   bool ok = std::fputs("index,published_us,received_us,handler_us,ack_us\n", file) >= 0;
   for (std::size_t i = first; ok && i < last; ++i) {
-    const auto published = published_ns(i);
+    const auto published = ledger.published_ns[i].load();
     const std::string line = std::to_string(i) + "," + (published > 0 ? std::to_string((published - measured_from_ns) / 1000) : std::string()) +
                              "," + field(ledger.received_us[i].load()) + "," + field(ledger.handler_us[i].load()) + "," +
                              field(ledger.acked_us[i].load()) + "\n";
@@ -462,7 +461,7 @@ int run_bench(const BenchOptions& options) {
   };
   if (measure_floor && !measure_floor_once()) return 1;
 
-  Ledger ledger(total, samples_file != nullptr && options.mode == "bus");
+  Ledger ledger(total, samples_file != nullptr || options.mode != "bus");
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<ports::MessageBus> bus;
   std::vector<std::unique_ptr<RunnablePhase>> phases;
@@ -470,9 +469,8 @@ int run_bench(const BenchOptions& options) {
   ports::Subscription subscription;
   std::string topic;
   // Modes pipeline and handoff: a task's envelope is made as it is published; kept is only when
-  // it was published. Its correlation id tells which task a completion is.
+  // it was published (in the ledger). Its correlation id tells which task a completion is.
   const TaskCorrIds task_corr_ids(options.mode == "bus" ? 0 : total);
-  std::unique_ptr<std::atomic<std::int64_t>[]> task_published_ns;
 
   if (options.mode == "bus") {
     topic = space + ".load";
@@ -542,7 +540,6 @@ int run_bench(const BenchOptions& options) {
     }
     phases = std::move(*started);
     topic = runtime->pipeline->first_topic();
-    task_published_ns = std::make_unique<std::atomic<std::int64_t>[]>(total);
     ports::SubscribeOptions ledger_options;
     ledger_options.group = "bench-ledger";
     ledger_options.concurrency = 2;
@@ -552,7 +549,7 @@ int run_bench(const BenchOptions& options) {
       const auto index = *found;
       const auto now = now_ns();
       if (ledger.handled[index]++ == 0) {
-        ledger.acked_us[index] = ledger.handler_us[index] = (now - task_published_ns[index].load(std::memory_order_acquire)) / 1000;
+        ledger.acked_us[index] = ledger.handler_us[index] = (now - ledger.published_ns[index].load()) / 1000;
         ++ledger.distinct;
         ++ledger.acks;
         ledger.last_ack_ns = now;
@@ -597,7 +594,7 @@ int run_bench(const BenchOptions& options) {
         const auto now = now_ns();
         for (std::size_t k = 0; k < envelopes.size(); ++k) {
           if (runtime) {
-            task_published_ns[indexes[k]].store(now, std::memory_order_release);
+            ledger.published_ns[indexes[k]] = now;
           } else {
             envelopes[k].payload.as_object()["t"] = now;
           }
@@ -682,10 +679,7 @@ int run_bench(const BenchOptions& options) {
   const auto used = usage();
   bool samples_failed = false;
   if (samples_file) {
-    const auto published_ns = [&](std::size_t index) {
-      return runtime ? task_published_ns[index].load(std::memory_order_acquire) : ledger.published_ns[index].load();
-    };
-    samples_failed = !write_samples(samples_file.get(), ledger, warm_up, total, measured_from_ns, published_ns) || std::fclose(samples_file.release()) != 0;
+    samples_failed = !write_samples(samples_file.get(), ledger, warm_up, total, measured_from_ns) || std::fclose(samples_file.release()) != 0;
     if (samples_failed) std::cerr << "baton bench: --samples: could not write \"" << options.samples << "\": " << std::strerror(errno) << "\n";
   }
 
