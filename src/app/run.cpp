@@ -146,8 +146,16 @@ int run_workers(const Runtime& runtime, const RunOptions& options, const PhaseRe
     sweeper = std::jthread(sweep_storage_leftovers, std::ref(*runtime.storage),
                            std::chrono::milliseconds{runtime.config.storage_leftovers_after_ms}, std::cref(logger));
   }
-  if (auto risk = runtime.bus->durability_risk()) {
-    logger.warn("acknowledged messages are at risk of a broker crash", {{"why", *risk}, {"see", "docs/RELIABILITY.md"}});
+  {
+    // Side by side: a server that stops answering just now delays the start as one store would.
+    auto bus_risk = std::async(std::launch::async, [&] { return runtime.bus->durability_risk(); });
+    auto kv_risk = std::async(std::launch::async, [&] { return runtime.kv->durability_risk(); });
+    if (auto risk = bus_risk.get()) {
+      logger.warn("acknowledged messages are at risk of a broker crash", {{"why", *risk}, {"see", "docs/RELIABILITY.md"}});
+    }
+    if (auto risk = kv_risk.get()) {
+      logger.warn("once() answers and records are at risk of a store crash", {{"why", *risk}, {"see", "docs/RELIABILITY.md"}});
+    }
   }
   std::cout << "running phases:";
   for (const auto& name : selected) std::cout << " " << name;

@@ -180,11 +180,11 @@ TEST(Cli, TraceFollowsATaskThroughThePhasesAndSaysWhereItWaits) {
   EXPECT_EQ(baton(server, "trace 00000000-0000-7000-8000-000000000000").exit_code, 1);
 }
 
-// A `baton run` child process with the given environment (its stderr dropped), ended with SIGTERM
-// by stop() or at the end of the scope.
+// A `baton run` child process with the given environment (its stderr dropped, or read with its
+// stdout when asked), ended with SIGTERM by stop() or at the end of the scope.
 class Worker {
  public:
-  Worker(std::vector<std::string> environment, std::vector<std::string> arguments) {
+  Worker(std::vector<std::string> environment, std::vector<std::string> arguments, bool with_stderr = false) {
     // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
     std::vector<char*> child_environment;
     for (auto& variable : environment) child_environment.push_back(variable.data());
@@ -202,8 +202,12 @@ class Worker {
       baton::app::die_with_parent(test_process);
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, STDERR_FILENO);
+      if (with_stderr) {
+        ::dup2(out[1], STDERR_FILENO);
+      } else {
+        const int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, STDERR_FILENO);
+      }
       ::execve(BATON_EXECUTABLE, child_arguments.data(), child_environment.data());
       ::_exit(127);
     }
@@ -219,7 +223,7 @@ class Worker {
 
   // The next line of its stdout, with its newline; "" once it has ended.
   std::string next_line() {
-    char line[256];
+    char line[4096];
     return std::fgets(line, sizeof line, output_) ? std::string(line) : std::string();
   }
   // The port of "listening on 127.0.0.1:<port>" among its first lines; 0 if it never says.
@@ -596,24 +600,54 @@ TEST(Cli, PurgeRemovesDeadLetters) {
   EXPECT_NE(baton(server, "dlq replay").output.find("0 replayed, 1 skipped"), std::string::npos);
 }
 
-// A broker whose persistence can forget what it acknowledged is named, with the setting: healthy
-// still (it answers), but not what Baton's promises need. One that fsyncs before it answers is not.
-TEST(Cli, HealthNamesABrokerThatCanForgetWhatItAcknowledged) {
+// A broker or KV store whose persistence can forget what it acknowledged is named, with the port
+// and the setting: healthy still (it answers), but not what Baton's promises need. One that fsyncs
+// before it answers is not, so a KV store on a server of its own is judged by that server.
+TEST(Cli, HealthNamesAStoreThatCanForgetWhatItAcknowledged) {
   baton::test::RedisServer without_aof({.append_only = false});
   const auto said = baton(without_aof, "health");
   EXPECT_EQ(said.exit_code, 0) << said.output;
-  EXPECT_NE(said.output.find("durability: at risk: "), std::string::npos) << said.output;
+  EXPECT_NE(said.output.find("durability: at risk (bus): "), std::string::npos) << said.output;
+  EXPECT_NE(said.output.find("durability: at risk (kv): "), std::string::npos) << said.output;
   EXPECT_NE(said.output.find("appendonly no"), std::string::npos) << said.output;
   const auto json = baton(without_aof, "health --json");
   const auto last_line = json.output.substr(json.output.rfind('\n', json.output.size() - 2) + 1);
-  EXPECT_TRUE(boost::json::parse(last_line).as_object().at("durability_risk").is_string()) << last_line;
+  const auto report = boost::json::parse(last_line).as_object();
+  EXPECT_EQ(report.at("durability_at_risk"), (boost::json::array{"bus", "kv"})) << last_line;
+  EXPECT_TRUE(report.at("ports").at(0).at("durability_risk").is_string()) << last_line;
 
   baton::test::RedisServer always;  // AOF, appendfsync always
   const auto kept = baton(always, "health --json");
   EXPECT_EQ(kept.exit_code, 0) << kept.output;
   const auto kept_line = kept.output.substr(kept.output.rfind('\n', kept.output.size() - 2) + 1);
-  EXPECT_TRUE(boost::json::parse(kept_line).as_object().at("durability_risk").is_null()) << kept_line;
+  EXPECT_TRUE(boost::json::parse(kept_line).as_object().at("durability_at_risk").as_array().empty()) << kept_line;
   EXPECT_EQ(baton(always, "health").output.find("durability:"), std::string::npos);
+
+  // The bus on a server that keeps everything, the KV store on one that does not.
+  const auto kv_apart = baton(always, "health --json", "BATON_KV='" + without_aof.url() + "'");
+  const auto apart_line = kv_apart.output.substr(kv_apart.output.rfind('\n', kv_apart.output.size() - 2) + 1);
+  const auto apart = boost::json::parse(apart_line).as_object();
+  EXPECT_TRUE(apart.at("ports").at(0).at("durability_risk").is_null()) << apart_line;
+  EXPECT_TRUE(apart.at("ports").at(1).at("durability_risk").is_string()) << apart_line;
+  EXPECT_TRUE(apart.at("ports").at(2).at("durability_risk").is_null()) << apart_line;
+  EXPECT_EQ(apart.at("durability_at_risk"), (boost::json::array{"kv"})) << apart_line;
+}
+
+// A worker says at its start what a crash of its servers could make it forget, port by port.
+TEST(Cli, RunWarnsOfEachStoreThatCanForgetWhatItAcknowledged) {
+  baton::test::RedisServer always;  // AOF, appendfsync always
+  baton::test::RedisServer without_aof({.append_only = false});
+  const std::string storage = "BATON_STORAGE_ROOT=" + (always.directory() / "storage").string();
+  std::string said;
+  {
+    Worker worker({"BATON_BUS=" + always.url(), "BATON_KV=" + without_aof.url(), storage}, {"run"}, true);
+    for (std::string line = worker.next_line(); !line.empty() && line.rfind("running phases:", 0) != 0; line = worker.next_line()) {
+      said += line;
+    }
+  }
+  EXPECT_NE(said.find("once() answers and records are at risk of a store crash"), std::string::npos) << said;
+  EXPECT_NE(said.find(without_aof.url().substr(std::string("redis://").size()) + " keeps no append-only file"), std::string::npos) << said;
+  EXPECT_EQ(said.find("acknowledged messages are at risk"), std::string::npos) << said;
 }
 
 TEST(Cli, HealthIsZeroOnlyWhenEveryPortAnswers) {

@@ -1583,22 +1583,30 @@ TEST(RedisBus, WrongPasswordIsAClearErrorWithinASecond) {
 }
 
 // The server's persistence decides what Baton's promises can keep: a server without an AOF, or
-// whose AOF is not fsynced before it answers, is named as a risk, with the setting and what it
-// loses; appendonly yes with appendfsync always is none.
-TEST(RedisBus, SaysWhenTheServersPersistenceCanForgetWhatItAcknowledged) {
+// whose AOF is not fsynced before it answers, is named as a risk by the bus and by the KV store, each
+// with the setting and what of its own it loses; appendonly yes with appendfsync always is none.
+TEST(RedisBusAndKv, SayWhenTheServersPersistenceCanForgetWhatItAcknowledged) {
   RedisServer without_aof({.append_only = false});
-  const auto no_aof = make_redis_bus(bus_options(without_aof))->durability_risk();
-  ASSERT_TRUE(no_aof.has_value());
-  EXPECT_NE(no_aof->find("appendonly no"), std::string::npos) << *no_aof;
-  EXPECT_NE(no_aof->find(without_aof.url().substr(std::string("redis://").size())), std::string::npos) << *no_aof;
-
+  const auto address = without_aof.url().substr(std::string("redis://").size());
+  for (const auto& [port, risk] : {std::pair{"bus", make_redis_bus(bus_options(without_aof))->durability_risk()},
+                                   std::pair{"kv", make_redis_kv(bus_options(without_aof).redis)->durability_risk()}}) {
+    ASSERT_TRUE(risk.has_value()) << port;
+    EXPECT_NE(risk->find("appendonly no"), std::string::npos) << *risk;
+    EXPECT_NE(risk->find(address), std::string::npos) << *risk;
+  }
   RedisServer every_second({.append_only = true, .appendfsync = "everysec"});
-  const auto everysec = make_redis_bus(bus_options(every_second))->durability_risk();
-  ASSERT_TRUE(everysec.has_value());
-  EXPECT_NE(everysec->find("appendfsync everysec"), std::string::npos) << *everysec;
+  const auto bus_everysec = make_redis_bus(bus_options(every_second))->durability_risk();
+  ASSERT_TRUE(bus_everysec.has_value());
+  EXPECT_NE(bus_everysec->find("appendfsync everysec"), std::string::npos) << *bus_everysec;
+  EXPECT_NE(bus_everysec->find("messages"), std::string::npos) << *bus_everysec;
+  const auto kv_everysec = make_redis_kv(bus_options(every_second).redis)->durability_risk();
+  ASSERT_TRUE(kv_everysec.has_value());
+  EXPECT_NE(kv_everysec->find("appendfsync everysec"), std::string::npos) << *kv_everysec;
+  EXPECT_NE(kv_everysec->find("once() answers"), std::string::npos) << *kv_everysec;
 
   RedisServer always({.append_only = true, .appendfsync = "always"});
   EXPECT_EQ(make_redis_bus(bus_options(always))->durability_risk(), std::nullopt);
+  EXPECT_EQ(make_redis_kv(bus_options(always).redis)->durability_risk(), std::nullopt);
 }
 
 }  // namespace

@@ -96,6 +96,11 @@ class KVStore {
   virtual Result<std::vector<std::string>> items(std::string_view key) = 0;
 
   virtual Health health() = 0;
+
+  // What the store's own configuration puts at risk of the writes it acknowledged (once() answers,
+  // release records): a sentence saying what and why, or nothing when nothing is known to be at
+  // risk, or the store does not say. As MessageBus::durability_risk, for a store of its own.
+  virtual std::optional<std::string> durability_risk() { return std::nullopt; }
 };
 
 }  // namespace baton::ports

@@ -20,6 +20,7 @@
 #include "baton/ports/bus_checks.hpp"
 #include "bus/scripts.hpp"
 #include "connection/connection.hpp"
+#include "detail/persistence.hpp"
 #include "detail/script.hpp"
 
 namespace baton::adapters::redis {
@@ -1622,25 +1623,11 @@ class RedisBus final : public ports::MessageBus {
 
   ports::Health health() override { return shared_->connection.health(); }
 
-  // The server's persistence (INFO persistence, CONFIG GET appendfsync): Baton's promises hold for
-  // what Redis keeps, and only `appendonly yes` with `appendfsync always` keeps every write it
-  // acknowledged through a crash (docs/RELIABILITY.md). A server that refuses CONFIG (an ACL, a
-  // managed service) leaves the fsync policy unknown: nothing is said then.
+  // Baton's promises hold for what Redis keeps (detail/persistence.hpp).
   std::optional<std::string> durability_risk() override {
-    const std::string server = "redis-server " + shared_->options.redis.endpoint();
-    auto persistence = shared_->connection.execute(Command{"INFO", "persistence"});
-    if (!persistence || !persistence->is_string()) return std::nullopt;
-    if (persistence->text.find("aof_enabled:0") != std::string::npos) {
-      return server + " keeps no append-only file (appendonly no): a restart of it loses every message since its last snapshot, "
-                      "acknowledged or not; set appendonly yes and appendfsync always";
-    }
-    auto fsync = shared_->connection.execute(Command{"CONFIG", "GET", "appendfsync"});
-    if (!fsync || !fsync->is_array() || fsync->elements.size() != 2 || !fsync->elements[1].is_string()) return std::nullopt;
-    const std::string& policy = fsync->elements[1].text;
-    if (policy == "always") return std::nullopt;
-    return server + " has appendfsync " + policy + ": a crash of it can forget writes it acknowledged (" +
-           (policy == "everysec" ? "up to about 2 s of them behind a slow disk" : "as many as the operating system had not flushed") +
-           "), messages among them; appendfsync always keeps them";
+    auto gap = detail::persistence_gap(shared_->connection);
+    if (!gap) return std::nullopt;
+    return *gap + ", messages among them; " + detail::persistence_remedy;
   }
 
  private:

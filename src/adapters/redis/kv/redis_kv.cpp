@@ -6,6 +6,7 @@
 
 #include "connection/connection.hpp"
 #include "detail/key_slot.hpp"
+#include "detail/persistence.hpp"
 #include "detail/script.hpp"
 
 namespace baton::adapters::redis {
@@ -241,6 +242,14 @@ class RedisKv final : public ports::KVStore {
   }
 
   ports::Health health() override { return connection_.health(); }
+
+  // A forgotten once() answer lets its side effect run again (docs/RELIABILITY.md).
+  std::optional<std::string> durability_risk() override {
+    auto gap = detail::persistence_gap(connection_);
+    if (!gap) return std::nullopt;
+    return *gap + ", once() answers and records among them, so work done once can be done again; " +
+           detail::persistence_remedy;
+  }
 
  private:
   enum class Mode { unknown, standalone, cluster };
