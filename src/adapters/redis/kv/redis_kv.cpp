@@ -16,12 +16,12 @@ using detail::Command;
 using detail::Reply;
 using ports::Version;
 
-// Shared by every script that writes: the next version of KEYS[1], as decimal text.
+// Shared by every script that writes: the next version of a key whose version is `cur` (its 'ver'
+// field as read, or false), as decimal text. The caller reads `cur`, since cas has it already.
 constexpr std::string_view next_version_lua = R"lua(
-local function next_version(key)
+local function next_version(cur)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local cur = redis.pcall('HGET', key, 'ver')
   if type(cur) ~= 'string' then cur = 0 else cur = tonumber(cur) or 0 end
   return string.format('%.0f', math.max(now, cur + 1))
 end
@@ -31,7 +31,7 @@ end
 )lua";
 
 constexpr std::string_view set_lua = R"lua(
-local ver = next_version(KEYS[1])
+local ver = next_version(redis.pcall('HGET', KEYS[1], 'ver'))
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ver)
 expire(KEYS[1], ARGV[2])
@@ -39,13 +39,13 @@ return ver
 )lua";
 
 constexpr std::string_view incr_lua = R"lua(
-redis.call('HGET', KEYS[1], 'v')
+local cur = redis.call('HGET', KEYS[1], 'ver')
 local r = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[1])
 if type(r) == 'table' and r.err then
   if string.find(r.err, 'overflow') then return redis.error_reply('ERR incr would overflow a 64-bit integer') end
   return redis.error_reply('WRONGTYPE the value is not a 64-bit integer')
 end
-redis.call('HSET', KEYS[1], 'ver', next_version(KEYS[1]))
+redis.call('HSET', KEYS[1], 'ver', next_version(cur))
 expire(KEYS[1], ARGV[2])
 return redis.call('HGET', KEYS[1], 'v')
 )lua";
@@ -53,7 +53,7 @@ return redis.call('HGET', KEYS[1], 'v')
 constexpr std::string_view cas_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], 'ver') or '0'
 if cur ~= ARGV[1] then return {0, cur} end
-local ver = next_version(KEYS[1])
+local ver = next_version(cur)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'ver', ver)
 expire(KEYS[1], ARGV[3])
