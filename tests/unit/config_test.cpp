@@ -159,6 +159,21 @@ TEST_F(ConfigTest, BootstrapPicksAdaptersByScheme) {
   EXPECT_TRUE(redis->bus->capabilities().survives_process_restart) << "redis:// is the Redis bus";
 }
 
+// The default ports keep everything in the worker's memory: `baton health` and `baton run` say so,
+// as they would of a Redis server that keeps no AOF.
+TEST_F(ConfigTest, TheEmbeddedDefaultSaysThatACrashOfItsProcessLosesWhatItHolds) {
+  auto config = load_config(std::nullopt, {});
+  ASSERT_TRUE(config);
+  auto runtime = bootstrap(*config);
+  ASSERT_TRUE(runtime) << runtime.error().message();
+  const auto bus_risk = runtime->bus->durability_risk();
+  ASSERT_TRUE(bus_risk.has_value());
+  EXPECT_NE(bus_risk->find("memory://"), std::string::npos) << *bus_risk;
+  const auto kv_risk = runtime->kv->durability_risk();
+  ASSERT_TRUE(kv_risk.has_value());
+  EXPECT_NE(kv_risk->find("once() answers"), std::string::npos) << *kv_risk;
+}
+
 TEST_F(ConfigTest, NumbersAreCheckedForTypeAndRangeWhereverTheyComeFrom) {
   auto config = load_config(write("[ai]\ntimeout_ms = 5000\nrequests_per_second = 3\n[certify]\ncommand = \"make check\"\nmax_rounds = 2\n"
                                   "[delivery]\nreclaim_idle_ms = 2000\nreaders = 3\nread_count = 64\n"),

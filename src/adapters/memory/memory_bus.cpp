@@ -499,6 +499,12 @@ class MemoryBus final : public ports::MessageBus {
 
   ports::Health health() override { return {true, std::chrono::microseconds{0}, "memory"}; }
 
+  // The embedded bus keeps nothing beyond its process, and no other process can reach it.
+  std::optional<std::string> durability_risk() override {
+    return "the bus is memory://: its messages live in this process only, so a crash or a stop of it loses every "
+           "one not yet done; use a redis:// bus with appendonly yes and appendfsync always";
+  }
+
  private:
   static void append(Topic& t, const std::vector<std::string>& bodies) {
     for (const auto& body : bodies) t.append(body);

@@ -138,6 +138,11 @@ class MemoryKv final : public ports::KVStore {
 
   ports::Health health() override { return {true, std::chrono::microseconds{0}, "memory"}; }
 
+  std::optional<std::string> durability_risk() override {
+    return "the KV store is memory://: once() answers and records live in this process only, so after a restart "
+           "work done once can be done again; use a redis:// store with appendonly yes and appendfsync always";
+  }
+
  private:
   static std::optional<Error> check_key(std::string_view key) {
     if (key.empty()) return Error{errc::invalid_argument, "kv: the key must not be empty"};
