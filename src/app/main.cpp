@@ -106,7 +106,10 @@ int health(const Common& common) {
     if (risks[i]) std::cout << "durability: at risk (" << checks[i].first << "): " << *risks[i] << " (docs/RELIABILITY.md)\n";
   }
   if (common.json) {
-    std::cout << boost::json::serialize(boost::json::object{{"healthy", healthy}, {"ports", report}, {"durability_at_risk", at_risk}})
+    // durability_risk: the broker's, kept as it was before each port said its own.
+    std::cout << boost::json::serialize(boost::json::object{
+                     {"healthy", healthy}, {"ports", report}, {"durability_at_risk", at_risk},
+                     {"durability_risk", risks[0] ? boost::json::value(*risks[0]) : boost::json::value(nullptr)}})
               << "\n";
   }
   return healthy ? 0 : exit_failed;

@@ -615,6 +615,7 @@ TEST(Cli, HealthNamesAStoreThatCanForgetWhatItAcknowledged) {
   const auto report = boost::json::parse(last_line).as_object();
   EXPECT_EQ(report.at("durability_at_risk"), (boost::json::array{"bus", "kv"})) << last_line;
   EXPECT_TRUE(report.at("ports").at(0).at("durability_risk").is_string()) << last_line;
+  EXPECT_EQ(report.at("durability_risk"), report.at("ports").at(0).at("durability_risk")) << "the broker's, as before";
 
   baton::test::RedisServer always;  // AOF, appendfsync always
   const auto kept = baton(always, "health --json");
@@ -631,6 +632,7 @@ TEST(Cli, HealthNamesAStoreThatCanForgetWhatItAcknowledged) {
   EXPECT_TRUE(apart.at("ports").at(1).at("durability_risk").is_string()) << apart_line;
   EXPECT_TRUE(apart.at("ports").at(2).at("durability_risk").is_null()) << apart_line;
   EXPECT_EQ(apart.at("durability_at_risk"), (boost::json::array{"kv"})) << apart_line;
+  EXPECT_TRUE(apart.at("durability_risk").is_null()) << apart_line;
 }
 
 // A worker says at its start what a crash of its servers could make it forget, port by port.
