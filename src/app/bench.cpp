@@ -23,6 +23,7 @@
 #include "baton/adapters/memory/memory_bus.hpp"
 #include "baton/adapters/redis/redis_baseline.hpp"
 #include "baton/adapters/redis/redis_bus.hpp"
+#include "baton/adapters/redis/redis_kv.hpp"
 #include "baton/app/bootstrap.hpp"
 #include "baton/app/local_redis.hpp"
 #include "baton/app/percentile.hpp"
@@ -769,14 +770,16 @@ int run_bench(const BenchOptions& options) {
     }
     // The tasks' release records are kept for good and their traces for a week; the rest of what
     // the phases keep expires within a day.
-    std::optional<Error> kept;
+    std::vector<std::string> task_keys;
+    task_keys.reserve(2 * task_corr_ids.size());
     for (std::size_t index = 0; index < task_corr_ids.size(); ++index) {
       const auto corr_id = task_corr_ids.of(index);
-      for (const auto& key : {orchestrator::trace_key(space, corr_id), reference::release_key(space, corr_id)}) {
-        if (auto removed = runtime->kv->del(key); !removed && !kept) kept = removed.error();
-      }
+      task_keys.push_back(orchestrator::trace_key(space, corr_id));
+      task_keys.push_back(reference::release_key(space, corr_id));
     }
-    if (kept) std::cerr << "baton bench: could not remove every task's trace and release record: " << kept->message() << "\n";
+    if (auto removed = task_keys.empty() ? Result<std::size_t>{0} : adapters::redis::remove_kv_keys(*redis_options, task_keys); !removed) {
+      std::cerr << "baton bench: could not remove every task's trace and release record: " << removed.error().message() << "\n";
+    }
   }
   bus.reset();
   runtime.reset();

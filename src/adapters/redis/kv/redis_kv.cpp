@@ -447,4 +447,25 @@ class RedisKv final : public ports::KVStore {
 
 std::unique_ptr<ports::KVStore> make_redis_kv(RedisOptions options) { return std::make_unique<RedisKv>(std::move(options)); }
 
+Result<std::size_t> remove_kv_keys(const RedisOptions& options, std::span<const std::string> keys) {
+  // Enough per round trip that its cost is spread thin; few enough that one write stays small.
+  constexpr std::size_t keys_per_round_trip = 1024;
+  const std::string prefix = options.key_prefix + ":";
+  detail::Connection connection(options);
+  std::size_t removed = 0;
+  for (std::size_t first = 0; first < keys.size(); first += keys_per_round_trip) {
+    std::vector<Command> deletions;
+    for (const auto& key : keys.subspan(first, std::min(keys_per_round_trip, keys.size() - first))) {
+      deletions.push_back(Command{"DEL", prefix + key});
+    }
+    auto replies = connection.execute_pipeline(std::move(deletions));
+    if (!replies) return std::move(replies).error();
+    for (const auto& reply : *replies) {
+      if (reply.is_error()) return detail::error_from_reply("DEL", reply);
+      removed += static_cast<std::size_t>(reply.integer);
+    }
+  }
+  return removed;
+}
+
 }  // namespace baton::adapters::redis
