@@ -18,6 +18,7 @@
 // 2 the command line or the configuration is wrong.
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <boost/json/serialize.hpp>
 #include <future>
 #include <iostream>
@@ -117,6 +118,7 @@ int health(const Common& common) {
 
 int submit(const Common& common, const std::string& tenant, const std::string& text) {
   if (auto problem = check_tenant_id(tenant)) return fail(Error{errc::invalid_argument, "--tenant \"" + tenant + "\": " + *problem}, exit_usage);
+  if (auto problem = app::check_task_text(text)) return fail(Error{errc::invalid_argument, "TEXT: " + *problem}, exit_usage);
   auto runtime = start(common);
   if (!runtime) return fail(runtime.error(), exit_usage);
   auto submitted = app::submit_task(*runtime, tenant, text);
@@ -308,6 +310,21 @@ int dlq_purge(const Common& common, const std::string& phase_filter) {
   return 0;
 }
 
+// CLI11's own number checks print their range up to DBL_MAX; these say what was wanted, and what
+// was given instead.
+CLI::Validator number_check(bool (*fits)(double), std::string wanted) {
+  return CLI::Validator(
+      [fits, wanted](std::string& input) -> std::string {
+        double value = 0;
+        const auto [end, error] = std::from_chars(input.data(), input.data() + input.size(), value);
+        if (error != std::errc{} || end != input.data() + input.size() || !fits(value)) return "must be " + wanted + ", got " + input;
+        return {};
+      },
+      "NUMBER");
+}
+const CLI::Validator positive_number = number_check([](double value) { return value > 0; }, "a number above 0");
+const CLI::Validator number_from_zero = number_check([](double value) { return value >= 0; }, "0 or a number above it");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -337,11 +354,11 @@ int main(int argc, char** argv) {
   demo_command->add_option("--tasks", demo_options.tasks, "Tasks to submit")->capture_default_str();
   demo_command->add_option("--bus", demo_options.bus, "memory:// runs everything in this process; a redis:// URL uses that server");
   demo_command->add_option("--seed", demo_options.seed, "Seed for the choice of the worker to kill (0: random, printed)");
-  demo_command->add_option("--poison-every", demo_options.poison_every, "Every Nth task cannot be planned (0: none)")->capture_default_str();
+  demo_command->add_option("--poison-every", demo_options.poison_every, "Every Nth task cannot be planned (0: none)")->capture_default_str()->check(number_from_zero);
   demo_command->add_flag("!--no-faults", demo_options.faults, "Do not kill redis-server or a worker");
   demo_command->add_flag("--keep", demo_options.keep, "Keep the temporary folder (logs, storage)");
   int demo_timeout_s = static_cast<int>(demo_options.timeout.count());
-  demo_command->add_option("--timeout", demo_timeout_s, "Seconds for the batch to settle")->capture_default_str()->check(CLI::PositiveNumber);
+  demo_command->add_option("--timeout", demo_timeout_s, "Seconds for the batch to settle")->capture_default_str()->check(positive_number);
 
   app::BenchOptions bench_options;
   auto* bench_command = cli.add_subcommand("bench", "Throughput and latency against a raw XADD baseline on the same server");
@@ -391,7 +408,7 @@ int main(int argc, char** argv) {
   double rate = 0;
   bool dry_run = false;
   dlq_replay_command->add_option("--phase", phase, "Only this phase");
-  dlq_replay_command->add_option("--rate", rate, "At most this many per second")->check(CLI::NonNegativeNumber);
+  dlq_replay_command->add_option("--rate", rate, "At most this many per second (0: no limit)")->check(number_from_zero);
   dlq_replay_command->add_flag("--dry-run", dry_run, "Say what would be replayed, change nothing");
   auto* dlq_purge_command = dlq->add_subcommand("purge", "Remove dead letters");
   dlq_purge_command->add_option("--phase", phase, "Only this phase");

@@ -6,7 +6,14 @@
 
 namespace baton::app {
 
+std::optional<std::string> check_task_text(std::string_view text) {
+  if (text.empty()) return "the task is empty";
+  if (text.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos) return "the task is only whitespace";
+  return std::nullopt;
+}
+
 Result<Submitted> submit_task(const Runtime& runtime, const std::string& tenant, const std::string& text) {
+  if (auto problem = check_task_text(text)) return Error{errc::invalid_argument, "task: " + *problem};
   const auto& pipeline = *runtime.pipeline;
   Submitted submitted{make_envelope(pipeline.first_topic(), boost::json::value{{"task", text}}, EnvelopeOptions{.tenant_id = tenant}), {}};
   if (auto sent = runtime.bus->publish(pipeline.first_topic(), submitted.envelope); !sent) return std::move(sent).error();

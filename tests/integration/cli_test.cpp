@@ -56,6 +56,33 @@ Run baton(const baton::test::RedisServer& server, const std::string& arguments, 
   return run;
 }
 
+// A task no phase could plan is refused at the door, with what was wrong, and nothing is published.
+TEST(Cli, SubmitRefusesATaskWithNoText) {
+  baton::test::RedisServer server({.append_only = false});
+  const auto empty = baton(server, "submit ''", "", true);
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_NE(empty.output.find("TEXT: the task is empty"), std::string::npos) << empty.output;
+  const auto blank = baton(server, "submit '  '", "", true);
+  EXPECT_EQ(blank.exit_code, 2) << blank.output;
+  EXPECT_NE(blank.output.find("TEXT: the task is only whitespace"), std::string::npos) << blank.output;
+  EXPECT_EQ(server.cli({"EXISTS", "baton:{phase}:phase.plan.in"}), "0\n") << "a refused task was published";
+}
+
+// A number option out of its range names the option, what it wants and what it got, in one short
+// line (CLI11's own checks printed their range up to DBL_MAX).
+TEST(Cli, ANumberOptionOutOfItsRangeSaysWhatItWanted) {
+  baton::test::RedisServer server({.append_only = false});
+  for (const auto& [arguments, said] :
+       {std::pair{"demo --timeout -1", "--timeout: must be a number above 0, got -1"},
+        std::pair{"demo --timeout soon", "--timeout: must be a number above 0, got soon"},
+        std::pair{"demo --poison-every -1", "--poison-every: must be 0 or a number above it, got -1"},
+        std::pair{"dlq replay --rate -1", "--rate: must be 0 or a number above it, got -1"}}) {
+    const auto refused = baton(server, arguments, "", true);
+    EXPECT_EQ(refused.exit_code, 2) << arguments << ": " << refused.output;
+    EXPECT_EQ(refused.output.substr(0, refused.output.find('\n')), said) << arguments;
+  }
+}
+
 TEST(Cli, SubmitPrintsTheCorrelationIdOfAStoredTask) {
   baton::test::RedisServer server({.append_only = false});
   const auto submitted = baton(server, "submit --tenant acme 'write a parser'");

@@ -166,6 +166,18 @@ TEST_F(ReferencePipelineTest, AnInvalidPlanIsAskedForAgainWithTheProblemThenDead
   EXPECT_EQ(completed_.count(), 0u);
 }
 
+// A task with no text cannot be planned: it goes to the dead letters at once, saying so, with no
+// model asked. Whitespace alone counts as no text.
+TEST_F(ReferencePipelineTest, ATaskOfOnlyWhitespaceIsDeadLetteredWithoutAskingTheModel) {
+  start();
+  submit(" \n\t ");
+  ASSERT_TRUE(test::eventually([&] { return dead_letters("plan").size() == 1; }));
+  const auto letter = dead_letters("plan").front();
+  EXPECT_EQ(letter.reason, "permanent_failure");
+  EXPECT_NE(letter.error.find("task: only whitespace"), std::string::npos) << letter.error;
+  EXPECT_EQ(ai_requests("plan"), 0u);
+}
+
 TEST_F(ReferencePipelineTest, AFirstVersionThatMissesAFileGoesBackToCodeWithTheFindings) {
   start();
   const auto corr_id = submit(task_with_a_first_draft_slip());

@@ -108,7 +108,9 @@ std::string release_key(std::string_view tenant_id, std::string_view corr_id) {
 }
 
 Result<CodeRequest> PlanPhase::handle(const TaskRequest& input, Context& context) {
-  if (input.task.empty()) return permanent_failure("task: empty");
+  if (input.task.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
+    return permanent_failure(input.task.empty() ? "task: empty" : "task: only whitespace");
+  }
   auto plan = kept_answer(context, settings_, "plan-answer", context.envelope.corr_id, [&]() -> Result<json::value> {
     auto accepted = ask_until_valid<Plan>(context, settings_, plan_system_prompt, {{"user", "Task: " + input.task}}, "plan",
                                           [](const std::string& answer) { return parse_plan(answer); });
