@@ -105,6 +105,12 @@ class ReferencePipelineTest : public ::testing::Test {
     return bus_->dead_letters(pipeline_->input_topic(phase)).value();
   }
 
+  // The phase's one dead letter, once there is exactly one; nothing if none comes within `within`.
+  std::optional<ports::DeadLetter> only_dead_letter(const std::string& phase, std::chrono::milliseconds within = 10s) {
+    if (!test::eventually([&] { return dead_letters(phase).size() == 1; }, within)) return std::nullopt;
+    return dead_letters(phase).front();
+  }
+
   stdfs::path folder_;
   std::unique_ptr<ports::Storage> storage_;
   std::unique_ptr<ports::KVStore> kv_;
@@ -157,11 +163,11 @@ TEST_F(ReferencePipelineTest, ATaskGoesThroughTheFourPhasesIntoAPublishedRelease
 TEST_F(ReferencePipelineTest, AnInvalidPlanIsAskedForAgainWithTheProblemThenDeadLettered) {
   start();
   submit("an unplannable task");
-  ASSERT_TRUE(test::eventually([&] { return dead_letters("plan").size() == 1; }));
-  const auto letter = dead_letters("plan").front();
-  EXPECT_EQ(letter.reason, "permanent_failure");
-  EXPECT_NE(letter.error.find("no valid plan after 3 answers"), std::string::npos) << letter.error;
-  EXPECT_NE(letter.error.find("plan.summary: must not be empty"), std::string::npos) << letter.error;
+  const auto letter = only_dead_letter("plan");
+  ASSERT_TRUE(letter) << "no dead letter in phase plan";
+  EXPECT_EQ(letter->reason, "permanent_failure");
+  EXPECT_NE(letter->error.find("no valid plan after 3 answers"), std::string::npos) << letter->error;
+  EXPECT_NE(letter->error.find("plan.summary: must not be empty"), std::string::npos) << letter->error;
   EXPECT_EQ(ai_requests("plan"), 3u) << "each invalid answer is fed back once, up to answer_attempts";
   EXPECT_EQ(completed_.count(), 0u);
 }
@@ -171,10 +177,10 @@ TEST_F(ReferencePipelineTest, AnInvalidPlanIsAskedForAgainWithTheProblemThenDead
 TEST_F(ReferencePipelineTest, ATaskOfOnlyWhitespaceIsDeadLetteredWithoutAskingTheModel) {
   start();
   submit(" \n\t ");
-  ASSERT_TRUE(test::eventually([&] { return dead_letters("plan").size() == 1; }));
-  const auto letter = dead_letters("plan").front();
-  EXPECT_EQ(letter.reason, "permanent_failure");
-  EXPECT_NE(letter.error.find("task: only whitespace"), std::string::npos) << letter.error;
+  const auto letter = only_dead_letter("plan");
+  ASSERT_TRUE(letter) << "no dead letter in phase plan";
+  EXPECT_EQ(letter->reason, "permanent_failure");
+  EXPECT_NE(letter->error.find("task: only whitespace"), std::string::npos) << letter->error;
   EXPECT_EQ(ai_requests("plan"), 0u);
 }
 
@@ -194,11 +200,11 @@ TEST_F(ReferencePipelineTest, ACertifyCommandThatKeepsFailingEndsInTheDeadLetter
   settings_.max_rounds = 2;
   start();
   const auto corr_id = submit(task_without_a_slip(2));
-  ASSERT_TRUE(test::eventually([&] { return dead_letters("certify").size() == 1; }));
-  const auto letter = dead_letters("certify").front();
-  EXPECT_NE(letter.error.find("certification failed after 2 round(s)"), std::string::npos) << letter.error;
-  EXPECT_NE(letter.error.find("exited with 3"), std::string::npos) << letter.error;
-  EXPECT_NE(letter.error.find("lint: 2 problems"), std::string::npos) << "the command's output is in the findings";
+  const auto letter = only_dead_letter("certify");
+  ASSERT_TRUE(letter) << "no dead letter in phase certify";
+  EXPECT_NE(letter->error.find("certification failed after 2 round(s)"), std::string::npos) << letter->error;
+  EXPECT_NE(letter->error.find("exited with 3"), std::string::npos) << letter->error;
+  EXPECT_NE(letter->error.find("lint: 2 problems"), std::string::npos) << "the command's output is in the findings";
   EXPECT_EQ(ai_requests("code"), 2u);
   EXPECT_TRUE(storage_->list("releases/" + corr_id).value().empty());
 }
@@ -280,10 +286,10 @@ TEST_F(ReferencePipelineTest, ABrokenReleaseRecordIsAPermanentFailureThatNamesIt
   const auto key = release_key(task.tenant_id, task.corr_id);
   ASSERT_TRUE(kv_->set(key, "{not json"));
   ASSERT_TRUE(bus_->publish(pipeline_->first_topic(), task));
-  ASSERT_TRUE(test::eventually([&] { return dead_letters("deploy").size() == 1; }, 30s));
-  const auto letter = dead_letters("deploy").front();
-  EXPECT_EQ(letter.reason, "permanent_failure");
-  EXPECT_NE(letter.error.find("release record " + key + " does not decode"), std::string::npos) << letter.error;
+  const auto letter = only_dead_letter("deploy", 30s);
+  ASSERT_TRUE(letter) << "no dead letter in phase deploy";
+  EXPECT_EQ(letter->reason, "permanent_failure");
+  EXPECT_NE(letter->error.find("release record " + key + " does not decode"), std::string::npos) << letter->error;
   EXPECT_TRUE(completed_.seen().empty());
 }
 
