@@ -18,8 +18,8 @@
 // 2 the command line or the configuration is wrong.
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <future>
 #include <iostream>
 #include <thread>
