@@ -1112,10 +1112,11 @@ void expect_backlog_read_by_both_readers(int total, bool half_as_retries) {
   std::atomic<int> distinct{0};
   // Handlers that take a little time, as real ones do: with handlers that return at once, the
   // first reader alone could drain the whole backlog before the second one got room to read into
-  // (2 of 15 runs on a fast machine). With 100 us each, the workers are the bound for a few hundred
-  // milliseconds, in which both readers wait for room and each freed slot may wake either.
+  // (2 of 15 runs on a fast machine). With 300 us each, the workers are the bound for about half a
+  // second or more, in which both readers wait for room and each freed slot may wake either. (With
+  // 100 us, a run of `make test` beside a parallel build saw the second reader never read.)
   auto subscription = bus->subscribe(topic, [&](const JsonEnvelope& envelope, const ports::DeliveryInfo&) -> Result<void> {
-    std::this_thread::sleep_for(100us);
+    std::this_thread::sleep_for(300us);
     if (handled[static_cast<std::size_t>(envelope.payload.at("n").to_number<int>())]++ == 0) ++distinct;
     return {};
   }, durable("backlog", "only", 2));
