@@ -1316,6 +1316,26 @@ TEST(RedisKv, ScriptsRunByHashAndComeBackAfterTheCacheIsFlushed) {
   EXPECT_NE(server.cli({"INFO", "commandstats"}).find("cmdstat_evalsha"), std::string::npos);
 }
 
+// What a store holds under its keys, values and lists alike, goes in batches of round trips (more
+// keys than one batch takes), the count saying how many existed; keys outside the list stay.
+TEST(RedisKv, RemovingManyKeysTakesExactlyThose) {
+  RedisServer server({.append_only = false});
+  const auto options = bus_options(server).redis;
+  auto kv = make_redis_kv(options);
+  std::vector<std::string> keys;
+  for (int n = 0; n < 2500; ++n) {
+    keys.push_back("gone:" + std::to_string(n));
+    ASSERT_TRUE(n % 2 == 0 ? kv->set(keys.back(), "v").has_value() : kv->append(keys.back(), "item", 0).has_value());
+  }
+  keys.push_back("never-written");
+  ASSERT_TRUE(kv->set("kept", "v"));
+  const auto removed = remove_kv_keys(options, keys);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 2500u);
+  EXPECT_EQ(server.cli({"DBSIZE"}), "1\n") << "only the key outside the list is left";
+  EXPECT_EQ((*kv->get("kept"))->value, "v");
+}
+
 // A batch of appends is pipelined by hash: a server that forgot the script refuses every one of
 // them, and they are made again in their order.
 TEST(RedisKv, BatchedAppendsComeBackInOrderAfterTheCacheIsFlushed) {
